@@ -1,0 +1,126 @@
+"""Run a strategy: offline backtest (`--backtest`) or live on Alpaca (paper by default).
+
+  python live_trader.py --strategy combined --backtest                      # built-in market, 2024
+  python live_trader.py --strategy combined --backtest --data csv:DIR --start 2023-01-03 --end 2023-12-29
+  python live_trader.py --strategy combined                                 # live: needs keys in .env
+
+Exit codes: 0 done, 2 bad input or configuration (the message says what to fix), 1 unexpected failure.
+"""
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from utils import lumibot_env
+
+KNOWN_STRATEGIES = ("combined",)  # kept in sync with strategies.STRATEGIES by a test; avoids importing Lumibot
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says how to fix it."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-01-02") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="live_trader.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--strategy", default="combined", help=f"strategy name (known: {', '.join(KNOWN_STRATEGIES)})")
+    p.add_argument("--backtest", action="store_true", help="run offline on historical or built-in data")
+    p.add_argument("--data", default="builtin", help="builtin (simulated market) or csv:DIR (one <SYMBOL>.csv each)")
+    p.add_argument("--start", type=_date, help="first backtest day (YYYY-MM-DD)")
+    p.add_argument("--end", type=_date, help="last backtest day (YYYY-MM-DD)")
+    p.add_argument("--budget", type=float, default=100_000.0, help="starting portfolio value in USD")
+    p.add_argument("--book", choices=("legacy", "cash"), help="starting book: legacy (unprotected positions, "
+                   "the default on built-in data) or cash (default on CSV data)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the built-in market")
+    p.add_argument("--out", type=Path, default=None, help="folder for report folders (default REPORTS_DIR)")
+    p.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default .env)")
+    p.add_argument("--verbose", action="store_true", help="print every decision line during a backtest")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from marketdata.csv_source import DataError
+    from trading.settings import SettingsError
+
+    try:
+        if args.strategy not in KNOWN_STRATEGIES:
+            raise UsageError(f"unknown strategy {args.strategy!r}; known strategies: {', '.join(KNOWN_STRATEGIES)}")
+        if args.backtest:
+            return run_backtest_command(args)
+        return run_live_command(args)
+    except (SettingsError, DataError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args):
+    from trading.settings import Settings, unknown_keys
+
+    settings = Settings.load(dotenv_path=args.env_file)
+    for key in unknown_keys(args.env_file):
+        print(f"warning: {args.env_file} sets {key}, which is not a setting (typo?); see .env.example",
+              file=sys.stderr)
+    return settings
+
+
+def run_backtest_command(args) -> int:
+    settings = _settings(args)
+    if args.data != "builtin" and not args.data.startswith("csv:"):
+        raise UsageError(f"--data {args.data!r}: use builtin or csv:DIR")
+    lumibot_env.prepare(backtesting=True)
+    from backtest.report import render_table, summarize, write_report
+    from backtest.runner import BacktestConfig, run_backtest
+    from marketdata.builtin import DEFAULT_SEED
+    from utils import logging_setup
+
+    out_root = (args.out or Path(settings.reports_dir)).resolve()
+    config = BacktestConfig(data=args.data, start=args.start, end=args.end, budget=args.budget, book=args.book,
+                            seed=DEFAULT_SEED if args.seed is None else args.seed, out_root=out_root,
+                            progress=not args.no_progress)
+    print(f"Backtesting CombinedStrategy offline on {'the built-in simulated market' if args.data == 'builtin' else args.data}"
+          " (no network, no browser) ...", flush=True)
+    from backtest import runner
+
+    out_dir = runner.new_out_dir(out_root, config.data, config.start or runner.DEFAULT_START,
+                                  config.end or runner.DEFAULT_END)
+    logging_setup.configure(settings.log_level, console=args.verbose, logfile=out_dir / "decisions.log")
+    try:
+        run = run_backtest(config, settings, out_dir=out_dir)
+        summary = summarize(run)
+        table = render_table(summary)
+        files = write_report(run, summary, table)
+    finally:
+        logging_setup.close()
+    print()
+    print(table)
+    print(f"Report folder: {run.out_dir}")
+    for f in files:
+        print(f"  {f.name}")
+    return 0
+
+
+def run_live_command(args) -> int:
+    settings = _settings(args)
+    if not settings.has_alpaca_keys:
+        raise UsageError(
+            "no Alpaca keys. To trade the paper account, copy .env.example to .env and set ALPACA_API_KEY and "
+            "ALPACA_API_SECRET (paper keys from https://app.alpaca.markets). To run offline instead: "
+            "python live_trader.py --strategy combined --backtest")
+    raise UsageError("live trading is not available in this version yet; run --backtest (see README, 'Going live')")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

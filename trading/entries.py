@@ -1,0 +1,84 @@
+"""Step 4: new bracket entries in oversold universe stocks the confidence gate lets through.
+
+Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an open entry order and
+not being sold this iteration. All candidates are scored in one batched call; they are ranked by
+confidence (then by lower RSI) and each passing one gets a bracket sized by the per-entry limit and
+the cash left above MIN_CASH_RESERVE. A scorer that fails blocks entries for the iteration: the
+strategy never trades ungated.
+"""
+
+import math
+
+import numpy as np
+
+from trading.confidence import ConfidenceModel
+from trading.intents import Decision, Intent, IntentKind, Step
+from trading.orders import Refusal, build_bracket
+from trading.settings import Settings
+from trading.snapshot import Snapshot
+
+
+def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
+                 exiting: set[str], ids) -> list[Decision]:
+    step = Step.ENTRY
+    market = snap.market
+    universe = [sym for sym in s.universe if sym in market.index]
+    rsi = market.loc[universe, "rsi"] if universe else market.iloc[0:0]["rsi"]
+    oversold = rsi[rsi < s.rsi_oversold]
+    blocked = {sym: why for sym in oversold.index for why in [_blocked(snap, sym, exiting)] if why}
+    candidates = [sym for sym in oversold.sort_values().index if sym not in blocked]
+    decisions = [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {why}") for sym, why in blocked.items()]
+    if not candidates:
+        decisions.append(Decision(step, None, "none", f"no new candidates (no free universe stock below RSI "
+                                  f"{s.rsi_oversold:g}); cash ${snap.cash:,.0f}"))
+        return decisions
+
+    rows = market.loc[candidates]
+    try:
+        scores = np.asarray(scorer.score(rows), dtype=float)
+        if scores.shape != (len(candidates),):
+            raise ValueError(f"expected {len(candidates)} scores, got shape {scores.shape}")
+    except Exception as exc:  # noqa: BLE001 - any scorer failure must block entries, and say why
+        decisions.append(Decision(step, None, "blocked", f"{len(candidates)} candidate(s) but the confidence "
+                                  f"model ({scorer.name}) failed: {type(exc).__name__}: {exc}; no entries this "
+                                  "iteration", level="warning"))
+        return decisions
+
+    ranked = sorted(zip(candidates, scores), key=lambda cs: (-_finite(cs[1]), rows.at[cs[0], "rsi"]))
+    available = cash_available
+    for sym, conf in ranked:
+        r = float(rows.at[sym, "rsi"])
+        data = {"rsi": r, "confidence": conf, "source": scorer.name}
+        if not math.isfinite(conf) or conf < s.confidence_threshold:
+            decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, confidence {conf:.2f} < "
+                                      f"{s.confidence_threshold:.2f} ({scorer.name})", data=data))
+            continue
+        price = snap.price(sym)
+        budget = min(s.max_entry_pct * snap.portfolio_value, available)
+        order = build_bracket(sym, price, budget, s.stop_loss_pct, s.take_profit_pct, ids(sym, "enter"), snap.session)
+        if isinstance(order, Refusal):
+            decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, confidence {conf:.2f} ({scorer.name}) but "
+                                      f"{order.reason}", data=data))
+            continue
+        available -= order.notional
+        data.update(qty=order.qty, price=price, notional=order.notional)
+        decisions.append(Decision(step, sym, "enter",
+                                  f"RSI {r:.1f}, confidence {conf:.2f} >= {s.confidence_threshold:.2f} "
+                                  f"({scorer.name}): buy {order.qty} @ ~{order.reference_price} "
+                                  f"(${order.notional:,.0f}), stop {order.stop_loss}, target {order.take_profit}",
+                                  Intent(IntentKind.ENTER, sym, (order,)), data=data))
+    return decisions
+
+
+def _blocked(snap: Snapshot, sym: str, exiting: set[str]) -> str | None:
+    if sym in snap.holdings:
+        return "already held"
+    if snap.has_open_entry(sym):
+        return "an entry order is already open"
+    if sym in exiting:
+        return "being sold this iteration"
+    return None
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else -1.0

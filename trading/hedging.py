@@ -1,0 +1,124 @@
+"""Step 3: hedge with an inverse ETF when the bellwethers are broadly overbought, unwind when calm.
+
+breadth = share of bellwethers (with data) whose RSI is above RSI_OVERBOUGHT.
+- breadth >= BEARISH_THRESHOLD and no hedge: buy an inverse ETF with a bracket, sized up to
+  MAX_INVERSE_ALLOCATION of the portfolio (and the cash above MIN_CASH_RESERVE);
+- breadth < BEARISH_EXIT_THRESHOLD with a hedge: cancel its legs and sell it (unwind);
+- in between: keep what is there. The gap between the two thresholds stops the hedge flapping.
+
+Which ETF (the documented rule):
+- breadth >= HEDGE_LEVERAGED_BREADTH (extreme) and ENABLE_LEVERAGED_HEDGE: a 3x ETF, the tech one
+  (SQQQ) when at least HEDGE_TECH_SHARE of the long book is in NASDAQ_SYMBOLS, else the S&P 500 one (SPXS);
+- otherwise the general 1x ETF (SH).
+"""
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from trading.intents import Decision, Intent, IntentKind, Step
+from trading.orders import Refusal, build_bracket, build_market
+from trading.settings import Settings
+from trading.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class Breadth:
+    ratio: float  # NaN when no bellwether has data
+    overbought: dict[str, float]
+    measured: dict[str, float]
+    missing: tuple[str, ...]
+
+    def describe(self) -> str:
+        if not self.measured:
+            return "no bellwether data"
+        names = ", ".join(f"{k} {v:.0f}" for k, v in self.overbought.items()) or "none"
+        text = f"{len(self.overbought)}/{len(self.measured)} bellwethers overbought ({names}) = {self.ratio:.0%}"
+        if self.missing:
+            text += f"; no data for {', '.join(self.missing)}"
+        return text
+
+
+def measure_breadth(market: pd.DataFrame, bellwethers: tuple[str, ...], overbought: float) -> Breadth:
+    measured, missing = {}, []
+    for sym in bellwethers:
+        rsi = market["rsi"].get(sym, math.nan) if "rsi" in market else math.nan
+        if rsi is None or not math.isfinite(rsi):
+            missing.append(sym)
+        else:
+            measured[sym] = float(rsi)
+    hot = {k: v for k, v in measured.items() if v > overbought}
+    ratio = len(hot) / len(measured) if measured else math.nan
+    return Breadth(ratio, hot, measured, tuple(missing))
+
+
+def choose_inverse(breadth: float, snap: Snapshot, s: Settings) -> tuple[str, str]:
+    """(symbol, why) per the rule in the module docstring."""
+    if s.enable_leveraged_hedge and breadth >= s.hedge_leveraged_breadth:
+        long_book = {sym: snap.value(sym) for sym in snap.holdings if sym not in s.inverse_symbols}
+        total = sum(v for v in long_book.values() if v > 0)
+        tech = sum(v for sym, v in long_book.items() if sym in s.nasdaq_symbols and v > 0)
+        share = tech / total if total > 0 else 0.0
+        if total > 0 and share >= s.hedge_tech_share:
+            return s.inverse_etfs["tech"], f"extreme breadth and {share:.0%} of the long book in Nasdaq names"
+        return s.inverse_etfs["sp500"], f"extreme breadth, long book {share:.0%} Nasdaq"
+    return s.inverse_etfs["general"], "1x hedge"
+
+
+def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: float, exiting: set[str],
+               ids) -> list[Decision]:
+    step = Step.HEDGE
+    if s.max_inverse_allocation <= 0:
+        return [Decision(step, None, "off", "hedging disabled (MAX_INVERSE_ALLOCATION=0)")]
+    data = {"breadth": breadth.ratio}
+    if not breadth.measured:
+        return [Decision(step, None, "skip", "no bellwether RSI available: hedge unchanged", level="warning",
+                         data=data)]
+    inverse = set(s.inverse_symbols)
+    held = sorted(sym for sym in snap.holdings if sym in inverse and snap.holdings[sym].qty > 0)
+    pending = [o for o in snap.open_orders if o.symbol in inverse and o.is_entry]
+    hedged = bool(held or pending)
+    text = breadth.describe()
+
+    if breadth.ratio >= s.bearish_threshold and not hedged:
+        symbol, why = choose_inverse(breadth.ratio, snap, s)
+        budget = min(s.max_inverse_allocation * snap.portfolio_value, cash_available)
+        price = snap.price(symbol)
+        order = build_bracket(symbol, price, budget, s.stop_loss_pct, s.take_profit_pct, ids(symbol, "hedge"),
+                              snap.session)
+        if isinstance(order, Refusal):
+            return [Decision(step, symbol, "skip", f"{text} >= {s.bearish_threshold:.0%} but cannot hedge: "
+                             f"{order.reason}", level="warning", data=data)]
+        data.update(qty=order.qty, price=price, notional=order.notional)
+        return [Decision(step, symbol, "hedge",
+                         f"{text} >= {s.bearish_threshold:.0%}: buy {order.qty} {symbol} (${order.notional:,.0f}, "
+                         f"{order.notional / snap.portfolio_value:.1%}; {why}), stop {order.stop_loss}, "
+                         f"target {order.take_profit}",
+                         Intent(IntentKind.HEDGE, symbol, (order,)), data=data)]
+
+    if breadth.ratio < s.bearish_exit_threshold and hedged:
+        out = []
+        for sym in held:
+            if sym in exiting:
+                continue
+            h = snap.holdings[sym]
+            prot = snap.protection(sym)
+            sell = build_market(sym, h.qty, "sell", ids(sym, "unhedge"))
+            orders = () if isinstance(sell, Refusal) else (sell,)
+            out.append(Decision(step, sym, "unhedge",
+                                f"{text} < {s.bearish_exit_threshold:.0%}: unwind, sell {h.qty:g} {sym}",
+                                Intent(IntentKind.UNHEDGE, sym, orders, prot.order_ids), data=data))
+        for o in pending:
+            out.append(Decision(step, o.symbol, "unhedge", f"{text} < {s.bearish_exit_threshold:.0%}: cancel the "
+                                "unfilled hedge order", Intent(IntentKind.UNHEDGE, o.symbol, (), (o.order_id,)),
+                                data=data))
+        return out
+
+    if hedged:
+        names = ", ".join(held) or ", ".join(o.symbol for o in pending)
+        value = sum(snap.value(sym) for sym in held)
+        return [Decision(step, None, "hold", f"{text}: keep the hedge ({names}, "
+                         f"{value / snap.portfolio_value:.1%} of portfolio) until breadth < "
+                         f"{s.bearish_exit_threshold:.0%}", data=data)]
+    return [Decision(step, None, "none", f"{text} < {s.bearish_threshold:.0%}: no hedge needed", data=data)]

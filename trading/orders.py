@@ -1,0 +1,234 @@
+"""Order construction: the only place that turns a decision into prices and share counts.
+
+Every order built here is one Alpaca accepts (../shared/reference/alpaca-rules.md):
+- brackets and OCOs carry whole shares (fractional orders must be simple DAY orders, A3/A5);
+- prices sit on valid increments: 2 decimals at or above $1, 4 below (A7, sub-penny rule);
+- a buy bracket's take-profit is at least $0.01 above, and its stop at least $0.01 below, the entry
+  reference price (A3, "base_price"); an OCO's stop is at least $0.01 below its take-profit;
+- time in force is GTC for protective orders and brackets (allowed for both), DAY for plain market
+  orders; outside the regular session only DAY limit orders flagged extended_hours, never brackets (A6).
+The value objects validate themselves, so an invalid order cannot exist. Builders return either an
+order or a `Refusal` with the reason, never raise for ordinary market conditions.
+"""
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Literal
+
+CENT = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")
+ONE = Decimal("1")
+MAX_CLIENT_ORDER_ID = 128  # Alpaca's limit (A8)
+
+Session = Literal["regular", "extended"]
+
+
+class InvalidOrder(ValueError):
+    """Raised by an order value object whose fields break an Alpaca rule (a programming error)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """No order: the reason says why, in words a trader understands."""
+
+    symbol: str
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------- prices
+def tick_for(price: Decimal) -> Decimal:
+    return CENT if price >= ONE else SUB_DOLLAR_TICK
+
+
+def to_tick(price: float | Decimal, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """Round to the valid increment for the price's own level (2 dp at or above $1, else 4 dp)."""
+    d = Decimal(str(price))
+    q = d.quantize(tick_for(d), rounding=rounding)
+    if q >= ONE and q != q.quantize(CENT):  # a 4-dp price that rounded up across $1
+        q = q.quantize(CENT, rounding=rounding)
+    return q
+
+
+def is_valid_increment(price: Decimal) -> bool:
+    return price > 0 and price == price.quantize(tick_for(price))
+
+
+def client_order_id(strategy: str, symbol: str, intent: str, bar_time: datetime, salt: str = "") -> str:
+    """Deterministic id from (strategy, symbol, intent, bar time): the same decision on the same bar
+    always gets the same id, so a restart cannot send it twice (Alpaca refuses a reused id)."""
+    stamp = bar_time.strftime("%Y%m%dT%H%M")
+    digest = hashlib.sha256(f"{strategy}|{symbol}|{intent}|{bar_time.isoformat()}|{salt}".encode()).hexdigest()[:10]
+    cid = f"{strategy[:12]}-{symbol}-{intent}-{stamp}-{digest}"
+    return cid[:MAX_CLIENT_ORDER_ID]
+
+
+# ---------------------------------------------------------------------------------------------- orders
+def _check_whole(qty: int, what: str) -> None:
+    if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
+        raise InvalidOrder(f"{what} needs a whole number of shares >= 1, got {qty!r}")
+
+
+def _check_price(p: Decimal, name: str) -> None:
+    if not isinstance(p, Decimal) or not is_valid_increment(p):
+        raise InvalidOrder(f"{name}={p} is not a valid price increment")
+
+
+@dataclass(frozen=True)
+class BracketOrder:
+    """Market buy with a GTC take-profit limit leg and a stop-loss leg (Alpaca order_class=bracket)."""
+
+    symbol: str
+    qty: int
+    reference_price: Decimal  # the market price the leg gaps are checked against
+    take_profit: Decimal
+    stop_loss: Decimal
+    client_order_id: str
+    time_in_force: str = "gtc"
+
+    def __post_init__(self) -> None:
+        _check_whole(self.qty, "a bracket order")
+        _check_price(self.take_profit, "take_profit.limit_price")
+        _check_price(self.stop_loss, "stop_loss.stop_price")
+        if self.take_profit < self.reference_price + CENT:
+            raise InvalidOrder(f"take-profit {self.take_profit} is not >= reference {self.reference_price} + 0.01")
+        if self.stop_loss > self.reference_price - CENT:
+            raise InvalidOrder(f"stop {self.stop_loss} is not <= reference {self.reference_price} - 0.01")
+        if self.time_in_force not in ("day", "gtc"):
+            raise InvalidOrder("bracket orders must be day or gtc")
+
+    @property
+    def notional(self) -> float:
+        return float(self.reference_price) * self.qty
+
+
+@dataclass(frozen=True)
+class OcoOrder:
+    """Exit-only pair for a held long: a take-profit sell limit and a sell stop; one fill cancels the other."""
+
+    symbol: str
+    qty: int
+    take_profit: Decimal
+    stop_loss: Decimal
+    client_order_id: str
+    time_in_force: str = "gtc"
+
+    def __post_init__(self) -> None:
+        _check_whole(self.qty, "an OCO order")
+        _check_price(self.take_profit, "take_profit.limit_price")
+        _check_price(self.stop_loss, "stop_loss.stop_price")
+        if self.stop_loss > self.take_profit - CENT:
+            raise InvalidOrder(f"OCO stop {self.stop_loss} is not <= take-profit {self.take_profit} - 0.01")
+
+
+@dataclass(frozen=True)
+class MarketOrder:
+    """A plain DAY market order (software stop, trim, hedge unwind). DAY also makes a fractional
+    quantity acceptable, so closing a fractional position sells all of it."""
+
+    symbol: str
+    qty: float
+    side: Literal["buy", "sell"]
+    client_order_id: str
+    time_in_force: str = "day"
+
+    def __post_init__(self) -> None:
+        if not (self.qty > 0 and math.isfinite(self.qty)) or round(self.qty, 9) != self.qty:
+            raise InvalidOrder(f"a market order needs a positive quantity with at most 9 decimals, got {self.qty!r}")
+        if self.time_in_force != "day":
+            raise InvalidOrder("market orders are sent DAY (fractional quantities must be DAY)")
+
+
+@dataclass(frozen=True)
+class LimitOrder:
+    """A DAY limit order; the only kind placed outside the regular session (extended_hours=True)."""
+
+    symbol: str
+    qty: int
+    side: Literal["buy", "sell"]
+    limit_price: Decimal
+    client_order_id: str
+    extended_hours: bool = False
+    time_in_force: str = "day"
+
+    def __post_init__(self) -> None:
+        _check_whole(self.qty, "a limit order")
+        _check_price(self.limit_price, "limit_price")
+        if self.extended_hours and self.time_in_force != "day":
+            raise InvalidOrder("extended hours order must be DAY limit orders")
+
+
+Order = BracketOrder | OcoOrder | MarketOrder | LimitOrder
+
+
+# ---------------------------------------------------------------------------------------------- builders
+def protective_levels(entry_price: float, stop_pct: float, target_pct: float) -> tuple[Decimal, Decimal]:
+    """Stop and take-profit prices for an entry, on valid increments. The stop rounds down and the
+    target up, so rounding moves each leg away from the entry by less than one tick, never closer."""
+    stop = to_tick(entry_price * (1 - stop_pct), ROUND_FLOOR)
+    target = to_tick(entry_price * (1 + target_pct), ROUND_CEILING)
+    return stop, target
+
+
+def build_bracket(symbol: str, reference_price: float, budget_usd: float, stop_pct: float, target_pct: float,
+                  cid: str, session: Session = "regular") -> BracketOrder | Refusal:
+    """A whole-share bracket buy spending at most `budget_usd` at `reference_price`, or the reason not."""
+    if session != "regular":
+        return Refusal(symbol, "brackets are not allowed outside the regular session")
+    if not (reference_price > 0 and math.isfinite(reference_price)):
+        return Refusal(symbol, f"no usable price ({reference_price})")
+    if not math.isfinite(budget_usd) or budget_usd <= 0:
+        return Refusal(symbol, f"no cash to spend (${budget_usd:,.2f})")
+    qty = int(math.floor(budget_usd / reference_price + 1e-9))
+    if qty < 1:
+        return Refusal(symbol, f"one share costs ${reference_price:,.2f} but only ${budget_usd:,.2f} is available "
+                               "(brackets need whole shares)")
+    ref = to_tick(reference_price)
+    stop, target = protective_levels(reference_price, stop_pct, target_pct)
+    target = max(target, ref + CENT)
+    stop = min(stop, ref - CENT)
+    if stop <= 0:
+        return Refusal(symbol, f"price ${reference_price} is too low for a stop {stop_pct:.0%} below it")
+    stop = to_tick(stop, ROUND_FLOOR)
+    return BracketOrder(symbol, qty, ref, to_tick(target, ROUND_CEILING), stop, cid)
+
+
+def build_oco(symbol: str, qty: float, last_price: float, stop_price: Decimal, target_price: Decimal,
+              cid: str) -> OcoOrder | Refusal:
+    """Protection for `qty` held shares at the given levels, valid against the current price."""
+    whole = int(math.floor(qty + 1e-9))
+    if whole < 1:
+        return Refusal(symbol, f"{qty:g} shares: less than one whole share cannot carry an OCO")
+    if not (last_price > 0 and math.isfinite(last_price)):
+        return Refusal(symbol, f"no usable price ({last_price})")
+    last = to_tick(last_price)
+    if stop_price > last - CENT:
+        return Refusal(symbol, f"stop {stop_price} is not below the price {last}")
+    if target_price < last + CENT:
+        return Refusal(symbol, f"take-profit {target_price} is not above the price {last}")
+    if stop_price <= 0:
+        return Refusal(symbol, "stop price must be above zero")
+    return OcoOrder(symbol, whole, to_tick(target_price), to_tick(stop_price), cid)
+
+
+def build_market(symbol: str, qty: float, side: Literal["buy", "sell"], cid: str) -> MarketOrder | Refusal:
+    """A DAY market order for `qty` shares (fractions kept to 9 decimals, Alpaca's precision)."""
+    q = round(float(qty), 9)
+    if not q > 0:
+        return Refusal(symbol, f"nothing to {side} ({qty:g} shares)")
+    if q == int(q):
+        q = int(q)
+    return MarketOrder(symbol, q, side, cid)
+
+
+@dataclass(frozen=True)
+class OrderIds:
+    """Client order ids for one iteration: `ids("AAPL", "enter")` is the same on every run of that bar."""
+
+    strategy: str
+    bar_time: datetime
+
+    def __call__(self, symbol: str, intent: str) -> str:
+        return client_order_id(self.strategy, symbol, intent, self.bar_time)

@@ -1,0 +1,388 @@
+"""The one settings object: read from the environment and `.env` once at start-up, validated, frozen.
+
+Every setting is declared once in `SPECS` (name, default, parser, allowed range, description). The
+same table renders `.env.example` and the README's configuration table, so they cannot drift.
+A bad value raises `SettingsError`, whose message names the variable, the value and what is allowed;
+the command-line tools turn it into exit code 2 without a traceback.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+SYMBOL_RE = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
+SLEEPTIME_RE = re.compile(r"^(\d+)([SMTHD]?)$")
+HEDGE_ROLES = ("general", "sp500", "tech")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or inconsistent. The message says which one and how to fix it."""
+
+
+class Secret(str):
+    """A string that never shows itself in logs, reprs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def __str__(self) -> str:  # logging's %s calls __str__
+        return "***" if self else ""
+
+    def __format__(self, spec: str) -> str:  # f-strings call __format__, which str would answer with the value
+        return format(str(self), spec)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+# ---------------------------------------------------------------------------------------------- parsers
+def _float(raw: str) -> float:
+    value = float(raw)
+    if value != value:  # NaN
+        raise ValueError("not a number")
+    return value
+
+
+def _int(raw: str) -> int:
+    return int(raw)
+
+
+def _bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    items = [s.strip().upper() for s in re.split(r"[,\s]+", raw) if s.strip()]
+    bad = [s for s in items if not SYMBOL_RE.match(s)]
+    if bad:
+        raise ValueError(f"not a US stock symbol: {', '.join(bad)} (expected 1-5 letters, e.g. AAPL or BRK.B)")
+    if len(set(items)) != len(items):
+        raise ValueError("a symbol is listed twice")
+    return tuple(items)
+
+
+def _inverse_map(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in [p.strip() for p in raw.split(",") if p.strip()]:
+        if ":" not in part:
+            raise ValueError(f"'{part}' is not role:SYMBOL")
+        role, sym = (x.strip() for x in part.split(":", 1))
+        role, sym = role.lower(), sym.upper()
+        if role not in HEDGE_ROLES:
+            raise ValueError(f"unknown role '{role}' (roles: {', '.join(HEDGE_ROLES)})")
+        if not SYMBOL_RE.match(sym):
+            raise ValueError(f"not a US stock symbol: {sym}")
+        out[role] = sym
+    missing = [r for r in HEDGE_ROLES if r not in out]
+    if missing:
+        raise ValueError(f"missing role(s): {', '.join(missing)}")
+    return out
+
+
+def _sleeptime(raw: str) -> str:
+    text = raw.strip().upper()
+    m = SLEEPTIME_RE.match(text)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError("expected a positive duration like 60M, 1H or 1D")
+    return text
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def sleeptime_minutes(sleeptime: str) -> float:
+    """Lumibot's sleeptime grammar (int = minutes; S, M/T, H, D suffixes) in minutes."""
+    m = SLEEPTIME_RE.match(sleeptime.upper())
+    if not m:
+        raise ValueError(sleeptime)
+    n, unit = int(m.group(1)), m.group(2) or "M"
+    return n * {"S": 1 / 60, "M": 1, "T": 1, "H": 60, "D": 1440}[unit]
+
+
+# ---------------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Spec:
+    env: str
+    attr: str
+    default: str
+    parse: Callable[[str], Any]
+    allowed: str  # human text for error messages and docs
+    doc: str
+    check: Callable[[Any], bool] = lambda v: True
+    group: str = "strategy"
+
+
+def _between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> Callable[[float], bool]:
+    def ok(v: float) -> bool:
+        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+    return ok
+
+
+DEFAULT_UNIVERSE = "AAPL,MSFT,GOOGL,NVDA,TSLA,AMZN,META,AMD,JPM,XOM,UNH,COST"
+DEFAULT_NASDAQ = "AAPL,MSFT,GOOGL,NVDA,TSLA,AMZN,META,AMD,COST,NFLX,AVGO,INTC,ADBE,PEP,CSCO"
+
+SPECS: tuple[Spec, ...] = (
+    # --- brackets and sizing
+    Spec("STOP_LOSS_PCT", "stop_loss_pct", "0.05", _float, "0 < x < 0.5",
+         "Stop-loss distance below entry, as a fraction (0.05 = -5%).", _between(0, 0.5, True, True)),
+    Spec("TAKE_PROFIT_PCT", "take_profit_pct", "0.15", _float, "0 < x <= 5",
+         "Take-profit distance above entry, as a fraction (0.15 = +15%).", _between(0, 5, True)),
+    Spec("NEAR_STOP_WARNING_PCT", "near_stop_warning_pct", "0.015", _float, "0 <= x < STOP_LOSS_PCT",
+         "Warn when an unprotected position is within this many points of its stop (0.015 = 1.5 pp).",
+         _between(0, 0.5, False, True)),
+    Spec("MAX_POSITION_PCT", "max_position_pct", "0.15", _float, "0 < x <= 1",
+         "Largest share of portfolio value one position may hold; above it the position is trimmed.",
+         _between(0, 1, True)),
+    Spec("TRIM_BUFFER_PCT", "trim_buffer_pct", "0.01", _float, "0 <= x < MAX_POSITION_PCT",
+         "A trim sells down to the cap minus this (0.01 = one point), so a position hovering at the cap is not "
+         "trimmed every hour.", _between(0, 1, False, True)),
+    Spec("MAX_ENTRY_PCT", "max_entry_pct", "0.10", _float, "0 < x <= MAX_POSITION_PCT",
+         "Per-entry size limit, as a share of portfolio value.", _between(0, 1, True)),
+    Spec("MIN_CASH_RESERVE", "min_cash_reserve", "1000", _float, "x >= 0 (USD)",
+         "Cash (USD) never spent on entries or hedges.", lambda v: v >= 0),
+    Spec("CONFIDENCE_THRESHOLD", "confidence_threshold", "0.6", _float, "0 <= x <= 1",
+         "Minimum confidence (meta-model probability or rule score) for a new entry.", _between(0, 1)),
+    # --- signals
+    Spec("RSI_PERIOD", "rsi_period", "14", _int, "2 <= x <= 200",
+         "RSI length in bars.", _between(2, 200)),
+    Spec("RSI_OVERBOUGHT", "rsi_overbought", "70", _float, "RSI_OVERSOLD < x < 100",
+         "A bellwether above this RSI counts as overbought.", _between(0, 100, True, True)),
+    Spec("RSI_OVERSOLD", "rsi_oversold", "30", _float, "0 < x < RSI_OVERBOUGHT",
+         "A universe stock below this RSI is an entry candidate.", _between(0, 100, True, True)),
+    Spec("BEARISH_THRESHOLD", "bearish_threshold", "0.6", _float, "0 < x <= 1",
+         "Hedge when at least this share of bellwethers is overbought.", _between(0, 1, True)),
+    Spec("BEARISH_EXIT_THRESHOLD", "bearish_exit_threshold", "0.4", _float, "0 <= x < BEARISH_THRESHOLD",
+         "Unwind the hedge when breadth falls below this (hysteresis).", _between(0, 1, False, True)),
+    Spec("HEDGE_LEVERAGED_BREADTH", "hedge_leveraged_breadth", "0.8", _float, "BEARISH_THRESHOLD <= x <= 1",
+         "At or above this breadth the hedge uses a 3x ETF (SQQQ or SPXS) instead of SH.", _between(0, 1, True)),
+    Spec("ENABLE_LEVERAGED_HEDGE", "enable_leveraged_hedge", "true", _bool, "true or false",
+         "Allow the 3x inverse ETFs at all; false always hedges with the general (1x) ETF."),
+    Spec("HEDGE_TECH_SHARE", "hedge_tech_share", "0.5", _float, "0 <= x <= 1",
+         "With a leveraged hedge, use the tech ETF when at least this share of the long book is in NASDAQ_SYMBOLS.",
+         _between(0, 1)),
+    Spec("MAX_INVERSE_ALLOCATION", "max_inverse_allocation", "0.20", _float, "0 <= x <= 1 (0 disables hedging)",
+         "Cap on inverse ETFs as a share of portfolio value.", _between(0, 1)),
+    # --- symbols
+    Spec("UNIVERSE", "universe", DEFAULT_UNIVERSE, _symbols, "comma-separated symbols",
+         "Stocks the strategy may enter."),
+    Spec("BELLWETHERS", "bellwethers", "AAPL,MSFT,GOOGL,NVDA,TSLA", _symbols, "comma-separated symbols",
+         "Stocks whose RSI breadth drives the hedge."),
+    Spec("INVERSE_ETFS", "inverse_etfs", "general:SH,sp500:SPXS,tech:SQQQ", _inverse_map,
+         "general:SYM,sp500:SYM,tech:SYM", "Inverse ETF for each hedge role (1x general, 3x S&P 500, 3x Nasdaq)."),
+    Spec("NASDAQ_SYMBOLS", "nasdaq_symbols", DEFAULT_NASDAQ, _symbols, "comma-separated symbols",
+         "Symbols counted as Nasdaq/tech when choosing the tech hedge."),
+    # --- schedule
+    Spec("SLEEPTIME", "sleeptime", "1H", _sleeptime, "e.g. 60M, 1H, 1D",
+         "Time between iterations (Lumibot grammar). Daily data forces 1D."),
+    Spec("ENABLE_EXTENDED_HOURS", "enable_extended_hours", "false", _bool, "true or false",
+         "Outside the regular session, place only DAY limit orders flagged extended_hours (never brackets)."),
+    # --- files
+    Spec("MODEL_PATH", "model_path", "models/meta_model.joblib", _text, "a file path",
+         "Meta-model file; its card is the same path with .json.", group="files"),
+    Spec("REPORTS_DIR", "reports_dir", "reports", _text, "a folder path",
+         "Where backtests write their report folders.", group="files"),
+    Spec("LOG_LEVEL", "log_level", "INFO", lambda s: s.strip().upper(), "DEBUG, INFO, WARNING or ERROR",
+         "Log verbosity.", lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), group="files"),
+    # --- broker
+    Spec("ALPACA_API_KEY", "alpaca_api_key", "", _secret, "your Alpaca key id",
+         "Alpaca API key id (paper keys start with PK). Only in .env, never in code.", group="broker"),
+    Spec("ALPACA_API_SECRET", "alpaca_api_secret", "", _secret, "your Alpaca secret",
+         "Alpaca API secret.", group="broker"),
+    Spec("ALPACA_PAPER", "alpaca_paper", "true", _bool, "true or false",
+         "Trade the paper account. Live money needs ALPACA_PAPER=false AND --live.", group="broker"),
+)
+
+_BY_ENV = {s.env: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stop_loss_pct: float
+    take_profit_pct: float
+    near_stop_warning_pct: float
+    max_position_pct: float
+    trim_buffer_pct: float
+    max_entry_pct: float
+    min_cash_reserve: float
+    confidence_threshold: float
+    rsi_period: int
+    rsi_overbought: float
+    rsi_oversold: float
+    bearish_threshold: float
+    bearish_exit_threshold: float
+    hedge_leveraged_breadth: float
+    enable_leveraged_hedge: bool
+    hedge_tech_share: float
+    max_inverse_allocation: float
+    universe: tuple[str, ...]
+    bellwethers: tuple[str, ...]
+    inverse_etfs: dict[str, str] = field(hash=False)
+    nasdaq_symbols: tuple[str, ...] = ()
+    sleeptime: str = "1H"
+    enable_extended_hours: bool = False
+    model_path: str = "models/meta_model.joblib"
+    reports_dir: str = "reports"
+    log_level: str = "INFO"
+    alpaca_api_key: Secret = Secret("")
+    alpaca_api_secret: Secret = Secret("")
+    alpaca_paper: bool = True
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env",
+             overrides: Mapping[str, str] | None = None) -> "Settings":
+        """Environment wins over `.env`, explicit overrides win over both. Raises SettingsError."""
+        import os
+
+        raw: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            raw.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        env = os.environ if environ is None else environ
+        raw.update({k: v for k, v in env.items() if k in _BY_ENV})
+        raw.update(overrides or {})
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, str]) -> "Settings":
+        errors: list[str] = []
+        values: dict[str, Any] = {}
+        for spec in SPECS:
+            text = raw.get(spec.env)
+            text = spec.default if text is None or str(text).strip() == "" else str(text)
+            try:
+                value = spec.parse(text)
+            except (ValueError, TypeError) as exc:
+                errors.append(f"{spec.env}={text!r} is invalid: {exc}. Allowed: {spec.allowed}.")
+                continue
+            if not spec.check(value):
+                errors.append(f"{spec.env}={text!r} is out of range. Allowed: {spec.allowed}.")
+                continue
+            values[spec.attr] = value
+        if not errors:
+            errors.extend(_cross_field_errors(values))
+        if errors:
+            raise SettingsError(
+                "Invalid settings (fix them in .env or the environment; see .env.example):\n  - "
+                + "\n  - ".join(errors)
+            )
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> "Settings":
+        """Defaults with attribute overrides, for tests and tools (validated like any other)."""
+        raw = {s.env: s.default for s in SPECS}
+        by_attr = {s.attr: s for s in SPECS}
+        for attr, value in overrides.items():
+            spec = by_attr[attr]
+            if isinstance(value, (tuple, list)):
+                value = ",".join(value)
+            elif isinstance(value, dict):
+                value = ",".join(f"{k}:{v}" for k, v in value.items())
+            raw[spec.env] = str(value).lower() if isinstance(value, bool) else str(value)
+        return cls.from_mapping(raw)
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def inverse_symbols(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.inverse_etfs.values()))
+
+    @property
+    def has_alpaca_keys(self) -> bool:
+        return bool(self.alpaca_api_key) and bool(self.alpaca_api_secret)
+
+    def all_symbols(self, benchmarks: tuple[str, ...] = ("SPY", "QQQ")) -> tuple[str, ...]:
+        """Universe, bellwethers, inverse ETFs and benchmarks, each once, in that order."""
+        return tuple(dict.fromkeys(self.universe + self.bellwethers + self.inverse_symbols + benchmarks))
+
+    def public_dict(self) -> dict[str, Any]:
+        """All settings except secrets, for reports."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Secret):
+                v = "set" if v else ""
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+def _cross_field_errors(v: dict[str, Any]) -> list[str]:
+    errs = []
+    if v["rsi_oversold"] >= v["rsi_overbought"]:
+        errs.append(f"RSI_OVERSOLD={v['rsi_oversold']} must be below RSI_OVERBOUGHT={v['rsi_overbought']}.")
+    if v["bearish_exit_threshold"] >= v["bearish_threshold"]:
+        errs.append(f"BEARISH_EXIT_THRESHOLD={v['bearish_exit_threshold']} must be below "
+                    f"BEARISH_THRESHOLD={v['bearish_threshold']} (the gap stops the hedge flapping).")
+    if v["hedge_leveraged_breadth"] < v["bearish_threshold"]:
+        errs.append(f"HEDGE_LEVERAGED_BREADTH={v['hedge_leveraged_breadth']} must be at least "
+                    f"BEARISH_THRESHOLD={v['bearish_threshold']}.")
+    if v["max_entry_pct"] > v["max_position_pct"]:
+        errs.append(f"MAX_ENTRY_PCT={v['max_entry_pct']} must not exceed MAX_POSITION_PCT={v['max_position_pct']} "
+                    "(an entry would be trimmed at once).")
+    if v["trim_buffer_pct"] >= v["max_position_pct"]:
+        errs.append(f"TRIM_BUFFER_PCT={v['trim_buffer_pct']} must be below MAX_POSITION_PCT={v['max_position_pct']}.")
+    if v["near_stop_warning_pct"] >= v["stop_loss_pct"]:
+        errs.append(f"NEAR_STOP_WARNING_PCT={v['near_stop_warning_pct']} must be below "
+                    f"STOP_LOSS_PCT={v['stop_loss_pct']}.")
+    inverse = set(v["inverse_etfs"].values())
+    clash = sorted(inverse & set(v["universe"]))
+    if clash:
+        errs.append(f"UNIVERSE contains inverse ETF(s) {', '.join(clash)}; hedges are managed by step 3, "
+                    "remove them from UNIVERSE.")
+    if not v["universe"]:
+        errs.append("UNIVERSE is empty; list at least one symbol.")
+    if not v["bellwethers"]:
+        errs.append("BELLWETHERS is empty; list at least one symbol.")
+    if v["alpaca_api_key"] and not v["alpaca_api_secret"]:
+        errs.append("ALPACA_API_KEY is set but ALPACA_API_SECRET is empty; set both in .env.")
+    return errs
+
+
+def unknown_keys(dotenv_path: str | Path = ".env") -> list[str]:
+    """Keys in a .env file that are not settings (usually typos), so start-up can warn about them."""
+    if not Path(dotenv_path).is_file():
+        return []
+    return sorted(k for k in dotenv_values(dotenv_path) if k not in _BY_ENV and not k.startswith("LUMIBOT_"))
+
+
+def render_env_example() -> str:
+    """The text of .env.example, generated from SPECS (a test keeps the committed file in sync)."""
+    lines = [
+        "# Copy to .env and edit. Environment variables override this file. Every line is optional:",
+        "# the value shown is the default. Generated from trading/settings.py (python -m trading.settings).",
+    ]
+    group = None
+    titles = {"strategy": "Strategy", "files": "Files and logging", "broker": "Alpaca account (secrets: .env only)"}
+    for s in SPECS:
+        if s.group != group:
+            group = s.group
+            lines += ["", f"# ---- {titles[group]}"]
+        lines.append(f"# {s.doc} Allowed: {s.allowed}.")
+        lines.append(f"{s.env}={s.default}")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown_table() -> str:
+    rows = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    for s in SPECS:
+        default = s.default if s.default else "(empty)"
+        rows.append(f"| `{s.env}` | `{default}` | {s.allowed} | {s.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m trading.settings > .env.example
+    print(render_env_example(), end="")

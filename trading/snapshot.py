@@ -1,0 +1,120 @@
+"""What the planners see: one frozen snapshot of the account and the market per iteration.
+
+The strategy gathers it (positions, open orders with legs, indicator rows for every symbol, cash,
+portfolio value, time) and passes it to plain functions; nothing here talks to a broker.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import pandas as pd
+
+from trading.orders import Session
+
+STOP_TYPES = ("stop", "stop_limit", "trailing_stop")
+
+
+@dataclass(frozen=True)
+class Holding:
+    symbol: str
+    qty: float
+    avg_entry_price: float | None  # None when the broker does not know the cost basis
+
+    def value(self, price: float) -> float:
+        return self.qty * price
+
+    def pnl_pct(self, price: float) -> float | None:
+        if not self.avg_entry_price or not math.isfinite(price):
+            return None
+        return price / self.avg_entry_price - 1.0
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    order_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    order_type: str  # market, limit, stop, stop_limit, trailing_stop
+    qty: float
+    limit_price: float | None = None
+    stop_price: float | None = None
+    order_class: str = "simple"  # simple, bracket, oco, oto
+    parent_id: str | None = None  # set on bracket/OCO legs
+    client_order_id: str | None = None
+
+    @property
+    def is_protective_stop(self) -> bool:
+        return self.side == "sell" and self.order_type in STOP_TYPES
+
+    @property
+    def is_take_profit(self) -> bool:
+        return self.side == "sell" and self.order_type == "limit" and self.parent_id is not None
+
+    @property
+    def is_entry(self) -> bool:
+        return self.side == "buy" and self.parent_id is None
+
+
+@dataclass(frozen=True)
+class Protection:
+    """The server-side exits resting for one symbol."""
+
+    symbol: str
+    stop_price: float | None
+    target_price: float | None
+    stop_qty: float
+    order_ids: tuple[str, ...]  # everything to cancel before selling shares (legs and their parents)
+
+    @property
+    def has_stop(self) -> bool:
+        return self.stop_price is not None and self.stop_qty > 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: datetime
+    cash: float
+    portfolio_value: float
+    holdings: dict[str, Holding]
+    open_orders: tuple[OpenOrder, ...]
+    market: pd.DataFrame  # one row per symbol: close, rsi, trend, bar_time, ... (bars completed before `now`)
+    session: Session = "regular"
+    notes: tuple[str, ...] = field(default=())  # data problems found while gathering, logged by the planner
+
+    def price(self, symbol: str) -> float:
+        """Close of the last completed bar, or NaN when the symbol has no data."""
+        if symbol in self.market.index:
+            value = self.market.at[symbol, "close"]
+            return float(value) if value is not None else math.nan
+        return math.nan
+
+    def value(self, symbol: str) -> float:
+        h = self.holdings.get(symbol)
+        return 0.0 if h is None else h.value(self.price(symbol))
+
+    def orders_for(self, symbol: str) -> list[OpenOrder]:
+        return [o for o in self.open_orders if o.symbol == symbol]
+
+    def protection(self, symbol: str) -> Protection:
+        orders = self.orders_for(symbol)
+        stops = [o for o in orders if o.is_protective_stop]
+        targets = [o for o in orders if o.side == "sell" and o.order_type == "limit"]
+        sells = [o for o in orders if o.side == "sell"]
+        ids = tuple(dict.fromkeys([o.order_id for o in sells] + [o.parent_id for o in sells if o.parent_id]))
+        stop_price = max((o.stop_price for o in stops if o.stop_price), default=None)
+        target_price = min((o.limit_price for o in targets if o.limit_price), default=None)
+        return Protection(symbol, stop_price, target_price, sum(o.qty for o in stops), ids)
+
+    def has_open_entry(self, symbol: str) -> bool:
+        return any(o.is_entry for o in self.orders_for(symbol))
+
+    def open_buy_notional(self) -> float:
+        """Cash promised to open buy orders that have not filled (the broker reserves it too)."""
+        total = 0.0
+        for o in self.open_orders:
+            if o.is_entry:
+                px = o.limit_price or self.price(o.symbol)
+                total += o.qty * px if math.isfinite(px) else 0.0
+        return total
