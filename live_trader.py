@@ -90,8 +90,8 @@ def run_backtest_command(args) -> int:
     config = BacktestConfig(data=args.data, start=args.start, end=args.end, budget=args.budget, book=args.book,
                             seed=DEFAULT_SEED if args.seed is None else args.seed, out_root=out_root,
                             progress=not args.no_progress)
-    print(f"Backtesting CombinedStrategy offline on {'the built-in simulated market' if args.data == 'builtin' else args.data}"
-          " (no network, no browser) ...", flush=True)
+    where = "the built-in simulated market" if args.data == "builtin" else args.data
+    print(f"Backtesting CombinedStrategy offline on {where} (no network, no browser) ...", flush=True)
     from backtest import runner
 
     out_dir = runner.new_out_dir(out_root, config.data, config.start or runner.DEFAULT_START,

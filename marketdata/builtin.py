@@ -111,19 +111,22 @@ def _regime_arrays(grid: pd.DataFrame, start: date) -> tuple[np.ndarray, np.ndar
 
 
 def _garch_factor(rng: np.random.Generator, annual_vol: float, vol_mult: np.ndarray, hours: np.ndarray
-                  ) -> np.ndarray:
-    """Per-bar returns with GARCH(1,1) variance around a regime-scaled long-run level."""
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bar returns with GARCH(1,1) variance around a regime-scaled long-run level, and the
+    conditional volatility relative to the long-run level (for stocks' idiosyncratic noise)."""
     n = len(hours)
     eps = _t4(rng, n)
     base_var = (annual_vol / np.sqrt(HOURS_PER_YEAR)) ** 2
     out = np.empty(n)
+    ratio = np.empty(n)
     var = base_var
     for i in range(n):
         target = base_var * vol_mult[i] ** 2
-        var = (1 - GARCH_ALPHA - GARCH_BETA) * target + GARCH_ALPHA * (out[i - 1] ** 2 if i else target) \
-            + GARCH_BETA * var
+        shock = out[i - 1] ** 2 / hours[i - 1] if i else target  # last bar's squared return, per hour
+        var = (1 - GARCH_ALPHA - GARCH_BETA) * target + GARCH_ALPHA * shock + GARCH_BETA * var
         out[i] = np.sqrt(var * hours[i]) * eps[i]
-    return out
+        ratio[i] = np.sqrt(var / base_var)
+    return out, ratio
 
 
 def generate(symbols: Iterable[str], inverse: Mapping[str, tuple[str, float]], start: date, end: date,
@@ -142,8 +145,9 @@ def generate(symbols: Iterable[str], inverse: Mapping[str, tuple[str, float]], s
     m_drift, k_drift, vol_mult = _regime_arrays(grid, start)
 
     frng = _stream(seed, "factors")
-    market = m_drift + _garch_factor(frng, BASE["market"][0], vol_mult, hours)
-    tech = k_drift + _garch_factor(_stream(seed, "tech"), BASE["tech"][0], vol_mult, hours)
+    market_noise, market_vol = _garch_factor(frng, BASE["market"][0], vol_mult, hours)
+    tech_noise, _ = _garch_factor(_stream(seed, "tech"), BASE["tech"][0], vol_mult, hours)
+    market, tech = m_drift + market_noise, k_drift + tech_noise
     gap_m = np.where(first, GAP_VOL * vol_mult * _t4(frng, len(grid)), 0.0)
     gap_k = np.where(first, 0.6 * GAP_VOL * vol_mult * _t4(frng, len(grid)), 0.0)
     in_window = (grid.index >= pd.Timestamp(start, tz=grid.index.tz)).astype(float)
@@ -156,7 +160,8 @@ def generate(symbols: Iterable[str], inverse: Mapping[str, tuple[str, float]], s
         p = _profile(sym, seed, sym in nasdaq)
         r = _stream(seed, sym)
         idio_bar = p.idio_vol / np.sqrt(HOURS_PER_YEAR)
-        idio = (p.drift / HOURS_PER_YEAR) * hours + idio_bar * np.sqrt(hours * vol_mult) * _t4(r, len(grid))
+        # idiosyncratic volatility rises and falls with the market's (volatility clustering in every stock)
+        idio = (p.drift / HOURS_PER_YEAR) * hours + idio_bar * np.sqrt(hours) * market_vol * _t4(r, len(grid))
         idio_gap = 0.5 * p.idio_vol / np.sqrt(252)
         gaps = p.beta * gap_m + p.tech * gap_k + np.where(first, idio_gap * _t4(r, len(grid)), 0.0)
         earnings = _earnings_jumps(r, grid, p)
@@ -220,12 +225,10 @@ def _daily_reset(base: pd.DataFrame, grid: pd.DataFrame, leverage: float, start_
     for i in range(len(base)):
         if i > 0 and session[i] != session[i - 1]:
             ref_under, ref_inv = c[i - 1], out[i - 1, 3] * day_fee
-
-        def level(x: float) -> float:
-            return ref_inv * max(1 + leverage * (x / ref_under - 1), 0.01)
-
-        hi, low = (level(lo[i]), level(h[i])) if leverage < 0 else (level(h[i]), level(lo[i]))
-        out[i] = (level(o[i]), hi, low, level(c[i]))
+        # the product's level is its last close times (1 + leverage x the underlying's move since then)
+        lv = ref_inv * np.maximum(1 + leverage * (np.array([o[i], h[i], lo[i], c[i]]) / ref_under - 1), 0.01)
+        hi, low = (lv[2], lv[1]) if leverage < 0 else (lv[1], lv[2])
+        out[i] = (lv[0], hi, low, lv[3])
     df = pd.DataFrame(out, columns=["open", "high", "low", "close"], index=base.index).round(4)
     df["volume"] = (base["volume"] * 0.15).round().astype(np.int64)
     return df

@@ -113,8 +113,7 @@ def read_symbol_csv(path: Path) -> pd.DataFrame:
     if len(inverted):
         i = inverted[0]
         raise DataError(f"{name}, row {row(i)}: high {raw['high'].iloc[i]:g} is below low {raw['low'].iloc[i]:g}.")
-    stamps = times.to_numpy()
-    steps = np.diff(stamps.astype("datetime64[ns]").astype(np.int64))
+    steps = np.diff(pd.DatetimeIndex(times).asi8)
     dup = np.flatnonzero(steps == 0)
     back = np.flatnonzero(steps < 0)
     if len(dup) and (not len(back) or dup[0] < back[0]):

@@ -30,7 +30,8 @@ def hourly_bars(sessions: pd.DataFrame) -> pd.DataFrame:
     `first` (True on the session's first bar, where the overnight gap lands), `session` (date).
     """
     starts, minutes, first, day = [], [], [], []
-    for d, (o, c) in zip(sessions.index, zip(sessions["market_open"], sessions["market_close"])):
+    opens_closes = zip(sessions["market_open"], sessions["market_close"], strict=True)
+    for d, (o, c) in zip(sessions.index, opens_closes, strict=True):
         t = o
         k = 0
         while t < c:

@@ -106,7 +106,7 @@ class CombinedStrategy(Strategy):
                 sym = asset.symbol if hasattr(asset, "symbol") else str(asset)
                 frames[sym] = completed_bars(bars.df, now, self.bar_period)
         if not frames:
-            return pd.DataFrame(columns=["close", "rsi", "ema_trend", "bar_time"], index=pd.Index([], name="symbol"))
+            return pd.DataFrame(columns=["close", "rsi", "trend", "bar_time"], index=pd.Index([], name="symbol"))
         book = IndicatorBook.from_bars(frames, base_columns(self.settings.rsi_period), self.bar_period)
         return book.as_of(now)
 

@@ -10,6 +10,7 @@ strategy never trades ungated.
 import math
 
 import numpy as np
+import pandas as pd
 
 from trading.confidence import ConfidenceModel
 from trading.intents import Decision, Intent, IntentKind, Step
@@ -23,7 +24,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
     step = Step.ENTRY
     market = snap.market
     universe = [sym for sym in s.universe if sym in market.index]
-    rsi = market.loc[universe, "rsi"] if universe else market.iloc[0:0]["rsi"]
+    rsi = market.loc[universe, "rsi"] if universe and "rsi" in market else pd.Series(dtype=float)
     oversold = rsi[rsi < s.rsi_oversold]
     blocked = {sym: why for sym in oversold.index for why in [_blocked(snap, sym, exiting)] if why}
     candidates = [sym for sym in oversold.sort_values().index if sym not in blocked]
@@ -44,7 +45,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                                   "iteration", level="warning"))
         return decisions
 
-    ranked = sorted(zip(candidates, scores), key=lambda cs: (-_finite(cs[1]), rows.at[cs[0], "rsi"]))
+    ranked = sorted(zip(candidates, scores, strict=True), key=lambda cs: (-_finite(cs[1]), rows.at[cs[0], "rsi"]))
     available = cash_available
     for sym, conf in ranked:
         r = float(rows.at[sym, "rsi"])

@@ -16,21 +16,21 @@ import numpy as np
 import pandas as pd
 import pandas_ta_classic as ta
 
-TREND_EMA_BARS = 200  # long trend line used by the rule-based confidence
-MIN_HISTORY_BARS = 400  # live window: enough for RSI to forget its seed and for the trend EMA
+TREND_BARS = 200  # long trend line (simple average: exact on any window of 200+ bars)
+MIN_HISTORY_BARS = 400  # live window: RSI forgets its seed ((13/14)^386 < 1e-12); the 200-bar SMA is exact
 
 ColumnsFn = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 def base_columns(rsi_period: int) -> ColumnsFn:
-    """close, RSI and the trend EMA for one symbol's OHLCV frame."""
+    """close, RSI and the 200-bar trend line for one symbol's OHLCV frame."""
 
     def columns(df: pd.DataFrame) -> pd.DataFrame:
         close = df["close"].astype(float)
         out = pd.DataFrame(index=df.index)
         out["close"] = close
         out["rsi"] = _series(ta.rsi(close, length=rsi_period), close.index)
-        out["ema_trend"] = _series(ta.ema(close, length=TREND_EMA_BARS), close.index)
+        out["trend"] = _series(ta.sma(close, length=TREND_BARS), close.index)
         return out
 
     return columns

@@ -181,7 +181,7 @@ def build_bracket(symbol: str, reference_price: float, budget_usd: float, stop_p
         return Refusal(symbol, f"no usable price ({reference_price})")
     if not math.isfinite(budget_usd) or budget_usd <= 0:
         return Refusal(symbol, f"no cash to spend (${budget_usd:,.2f})")
-    qty = int(math.floor(budget_usd / reference_price + 1e-9))
+    qty = math.floor(budget_usd / reference_price + 1e-9)
     if qty < 1:
         return Refusal(symbol, f"one share costs ${reference_price:,.2f} but only ${budget_usd:,.2f} is available "
                                "(brackets need whole shares)")
@@ -198,7 +198,7 @@ def build_bracket(symbol: str, reference_price: float, budget_usd: float, stop_p
 def build_oco(symbol: str, qty: float, last_price: float, stop_price: Decimal, target_price: Decimal,
               cid: str) -> OcoOrder | Refusal:
     """Protection for `qty` held shares at the given levels, valid against the current price."""
-    whole = int(math.floor(qty + 1e-9))
+    whole = math.floor(qty + 1e-9)
     if whole < 1:
         return Refusal(symbol, f"{qty:g} shares: less than one whole share cannot carry an OCO")
     if not (last_price > 0 and math.isfinite(last_price)):

@@ -74,10 +74,8 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
                                       f"{pnl:+.1%}, within {s.near_stop_warning_pct * 100:.1f} points of the "
                                       f"{-s.stop_loss_pct:.1%} stop", None, "warning", data))
 
-        lv = levels.get(sym) or levels_for(entry, s)
-        anchored = lv.target <= to_tick(price) + CENT and sym not in levels
-        if anchored:
-            lv = levels_for(price, s)
+        known = levels.get(sym)
+        lv, anchored = (known, False) if known else default_levels(entry, price, s)
         levels[sym] = lv
         oco = build_oco(sym, uncovered, price, lv.stop, lv.target, ids(sym, "protect"))
         if isinstance(oco, Refusal) and price <= float(lv.stop) + float(CENT):
@@ -93,7 +91,8 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
                                       data))
             continue
         why = "no server-side protection" if not prot.has_stop else f"only {prot.stop_qty:g} of {whole} sh covered"
-        anchor_note = f"; price {price:.2f} is past the entry-based target, levels re-anchored on it" if anchored else ""
+        anchor_note = (f"; price {price:.2f} is past the entry-based target, levels re-anchored on it"
+                       if anchored else "")
         frac = h.qty - whole
         frac_note = f"; {frac:g} fractional sh cannot carry an OCO" if frac > 1e-9 else ""
         decisions.append(Decision(Step.PROTECT, sym, "protect",
@@ -111,6 +110,14 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
 def levels_for(entry: float, s: Settings) -> Levels:
     stop, target = protective_levels(entry, s.stop_loss_pct, s.take_profit_pct)
     return Levels(stop, target)
+
+
+def default_levels(entry: float, price: float, s: Settings) -> tuple[Levels, bool]:
+    """Entry-based levels, re-anchored on the price when it already stands past the target."""
+    lv = levels_for(entry, s)
+    if lv.target <= to_tick(price) + CENT:
+        return levels_for(price, s), True
+    return lv, False
 
 
 def _exit(sym: str, qty: float, cancel: tuple[str, ...], ids: OrderIds) -> Intent | None:

@@ -14,7 +14,7 @@ import math
 
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import Refusal, build_market, build_oco
-from trading.protection import Levels, levels_for
+from trading.protection import Levels, default_levels
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 
@@ -68,7 +68,7 @@ def _trim_to(snap: Snapshot, s: Settings, sym: str, allowed_value: float, target
     remainder = h.qty - sell
     prot = snap.protection(sym)
     entry = h.avg_entry_price or price
-    lv = levels.get(sym) or levels_for(entry, s)
+    lv = levels.get(sym) or default_levels(entry, price, s)[0]
     sell_order = build_market(sym, sell, "sell", ids(sym, "trim"))
     orders = [sell_order]
     note = ""

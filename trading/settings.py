@@ -232,15 +232,15 @@ class Settings:
     universe: tuple[str, ...]
     bellwethers: tuple[str, ...]
     inverse_etfs: dict[str, str] = field(hash=False)
-    nasdaq_symbols: tuple[str, ...] = ()
-    sleeptime: str = "1H"
-    enable_extended_hours: bool = False
-    model_path: str = "models/meta_model.joblib"
-    reports_dir: str = "reports"
-    log_level: str = "INFO"
-    alpaca_api_key: Secret = Secret("")
-    alpaca_api_secret: Secret = Secret("")
-    alpaca_paper: bool = True
+    nasdaq_symbols: tuple[str, ...]
+    sleeptime: str
+    enable_extended_hours: bool
+    model_path: str
+    reports_dir: str
+    log_level: str
+    alpaca_api_key: Secret
+    alpaca_api_secret: Secret
+    alpaca_paper: bool
 
     # ------------------------------------------------------------------ construction
     @classmethod

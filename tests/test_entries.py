@@ -1,0 +1,88 @@
+"""Step 4: oversold candidates, one batched confidence call, the gate, sizing, ranking."""
+
+import numpy as np
+import pytest
+
+from tests.builders import Fixed, snapshot
+from trading.confidence import RuleConfidence
+from trading.entries import plan_entries
+from trading.orders import BracketOrder, OrderIds
+from trading.snapshot import OpenOrder
+
+IDS = OrderIds("combined", snapshot().now)
+
+
+class Broken(Fixed):
+    def score(self, rows):
+        raise RuntimeError("model file corrupt")
+
+
+def uni(**rows):
+    return {sym: {"close": c, "rsi": r, "trend": t} for sym, (c, r, t) in rows.items()}
+
+
+def test_all_candidates_are_scored_in_one_call_and_gated(settings):
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(100, 25, 90), MSFT=(300, 28, 310), XOM=(100, 50, 90)))
+    model = Fixed(0.9)
+    out = plan_entries(snap, settings, model, 99_000, set(), IDS)
+    assert model.calls == [["AAPL", "MSFT"]], "one batched call for every candidate, oversold only"
+    enters = [d for d in out if d.action == "enter"]
+    assert {d.symbol for d in enters} == {"AAPL", "MSFT"}
+    assert all(isinstance(d.intent.orders[0], BracketOrder) and "(fixed)" in d.reason for d in enters)
+    low = plan_entries(snap, settings, Fixed(0.1), 99_000, set(), IDS)
+    assert not [d for d in low if d.action == "enter"]
+    assert all("0.10 < 0.60" in d.reason for d in low if d.action == "skip")
+
+
+def test_confidence_exactly_at_threshold_passes(settings):
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(100, 25, 90)))
+    assert [d.action for d in plan_entries(snap, settings, Fixed(0.6), 99_000, set(), IDS)] == ["enter"]
+
+
+def test_failing_model_blocks_entries_and_says_why(settings):
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(100, 25, 90)))
+    (d,) = plan_entries(snap, settings, Broken(0), 99_000, set(), IDS)
+    assert d.action == "blocked" and "model file corrupt" in d.reason and d.intent is None
+
+
+def test_sizing_uses_the_entry_limit_then_the_cash_left(settings):
+    snap = snapshot(cash=20_000, portfolio_value=100_000,
+                    prices=uni(AAPL=(100, 20, 90), MSFT=(100, 22, 90), GOOGL=(100, 24, 90)))
+    out = plan_entries(snap, settings, Fixed(0.9), 19_000, set(), IDS)
+    enters = [d for d in out if d.action == "enter"]
+    qty = [d.intent.orders[0].qty for d in enters]
+    assert qty == [100, 90], "10% of $100k, then the $9,000 left"
+    assert [d.symbol for d in enters] == ["AAPL", "MSFT"], "ranked by confidence, then lowest RSI"
+    (skip,) = [d for d in out if d.symbol == "GOOGL"]
+    assert skip.action == "skip" and "no cash" in skip.reason
+
+
+def test_zero_cash_and_one_share_short(settings):
+    snap = snapshot(cash=1_000, portfolio_value=100_000, prices=uni(AAPL=(150, 20, 90)))
+    (d,) = plan_entries(snap, settings, Fixed(0.9), 149.99, set(), IDS)
+    assert d.action == "skip" and "whole shares" in d.reason
+    (d,) = plan_entries(snap, settings, Fixed(0.9), 0.0, set(), IDS)
+    assert d.action == "skip" and "no cash" in d.reason
+
+
+@pytest.mark.parametrize("why, kwargs", [
+    ("already held", {"holdings": [("AAPL", 5, 100.0)]}),
+    ("entry order is already open", {"orders": [OpenOrder("o1", "AAPL", "buy", "market", 5)]}),
+])
+def test_no_second_entry_in_a_symbol(settings, why, kwargs):
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(100, 20, 90)), **kwargs)
+    (d,) = [d for d in plan_entries(snap, settings, Fixed(0.9), 99_000, set(), IDS) if d.symbol == "AAPL"]
+    assert d.action == "skip" and why in d.reason
+
+
+def test_nan_rsi_and_empty_market_make_no_candidates(settings):
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(100, float("nan"), 90)))
+    assert [d.action for d in plan_entries(snap, settings, Fixed(0.9), 99_000, set(), IDS)] == ["none"]
+    assert [d.action for d in plan_entries(snapshot(cash=100_000), settings, Fixed(0.9), 99_000, set(), IDS)] \
+        == ["none"]
+
+
+def test_rule_confidence_is_transparent():
+    rule = RuleConfidence(rsi_oversold=30)
+    rows = snapshot(prices=uni(A=(100, 30, 90), B=(100, 15, 110), C=(100, 22.5, 110), D=(100, 10, float("nan")))).market
+    np.testing.assert_allclose(rule.score(rows), [0.7, 0.8, 0.65, 0.8])

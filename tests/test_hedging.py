@@ -1,0 +1,107 @@
+"""Step 3: breadth, the hedge rule, hysteresis and the choice of inverse ETF."""
+
+import math
+
+import pytest
+
+from tests.builders import market, oco_legs, snapshot
+from trading.hedging import choose_inverse, measure_breadth, plan_hedge
+from trading.orders import BracketOrder, MarketOrder, OrderIds
+from trading.snapshot import OpenOrder
+
+IDS = OrderIds("combined", snapshot().now)
+BELLS = ("AAPL", "MSFT", "GOOGL", "NVDA", "TSLA")
+
+
+def bell_prices(*rsis, extra=None):
+    rows = {sym: {"close": 100.0, "rsi": r} for sym, r in zip(BELLS, rsis, strict=True)}
+    rows.update({"SH": {"close": 14.0}, "SPXS": {"close": 12.0}, "SQQQ": {"close": 15.0}})
+    rows.update(extra or {})
+    return rows
+
+
+def test_breadth_counts_strictly_above_overbought_and_ignores_missing():
+    b = measure_breadth(market({"A": {"rsi": 70.0}, "B": {"rsi": 70.01}, "C": {"rsi": float("nan")}}),
+                        ("A", "B", "C", "D"), 70)
+    assert b.ratio == 0.5 and list(b.overbought) == ["B"] and b.missing == ("C", "D")
+    assert math.isnan(measure_breadth(market({}), ("A",), 70).ratio)
+
+
+def test_breadth_exactly_at_threshold_hedges_with_sh(settings):
+    snap = snapshot(cash=100_000, prices=bell_prices(75, 72, 71, 50, 40))  # 3/5 = 60% == threshold
+    b = measure_breadth(snap.market, BELLS, 70)
+    (d,) = plan_hedge(snap, settings, b, cash_available=99_000, exiting=set(), ids=IDS)
+    assert d.action == "hedge" and d.symbol == "SH"
+    (order,) = d.intent.orders
+    assert isinstance(order, BracketOrder)
+    assert order.notional <= settings.max_inverse_allocation * snap.portfolio_value
+    assert order.notional > settings.max_inverse_allocation * snap.portfolio_value - 14.0
+
+
+def test_just_below_threshold_does_not_hedge(settings):
+    snap = snapshot(cash=100_000, prices=bell_prices(75, 72, 70, 50, 40))  # 2/5
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 99_000, set(), IDS)
+    assert d.action == "none" and d.intent is None
+
+
+def test_hedge_is_limited_by_cash_above_reserve(settings):
+    snap = snapshot(cash=5_000, portfolio_value=100_000, prices=bell_prices(80, 80, 80, 50, 40))
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 4_000, set(), IDS)
+    assert d.intent.orders[0].notional <= 4_000
+    (none,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 0.0, set(), IDS)
+    assert none.action == "skip" and "no cash" in none.reason
+
+
+@pytest.mark.parametrize("rsis, held, action", [
+    ((75, 72, 50, 50, 40), True, "hold"),  # 40%: between exit (40%) and entry (60%): keep
+    ((75, 50, 50, 50, 40), True, "unhedge"),  # 20% < 40%: unwind
+    ((75, 72, 50, 50, 40), False, "none"),  # 40% and no hedge: nothing to do
+])
+def test_hysteresis(settings, rsis, held, action):
+    holdings = [("SH", 1000, 14.0)] if held else []
+    orders = oco_legs("SH", 1000, 13.3, 16.1) if held else ()
+    snap = snapshot(cash=80_000, holdings=holdings, orders=orders, prices=bell_prices(*rsis))
+    decisions = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 79_000, set(), IDS)
+    assert [d.action for d in decisions] == [action]
+    if action == "unhedge":
+        intent = decisions[0].intent
+        assert set(intent.cancel_order_ids) == {"g1-tp", "g1-sl", "g1"}
+        assert isinstance(intent.orders[0], MarketOrder) and intent.orders[0].qty == 1000
+
+
+def test_pending_hedge_entry_counts_as_hedged_and_is_cancelled_on_unwind(settings):
+    pending = OpenOrder("p1", "SH", "buy", "market", 1000, order_class="bracket")
+    snap = snapshot(cash=80_000, orders=[pending], prices=bell_prices(80, 80, 80, 50, 40))
+    (hold,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 79_000, set(), IDS)
+    assert hold.action == "hold"
+    snap = snapshot(cash=80_000, orders=[pending], prices=bell_prices(50, 50, 50, 50, 40))
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 79_000, set(), IDS)
+    assert d.action == "unhedge" and d.intent.cancel_order_ids == ("p1",) and d.intent.orders == ()
+
+
+@pytest.mark.parametrize("breadth, tech_share, expected", [
+    (0.6, 1.0, "SH"), (0.8, 0.9, "SQQQ"), (0.8, 0.2, "SPXS"), (1.0, 0.5, "SQQQ"), (1.0, 0.49, "SPXS"),
+])
+def test_choice_of_inverse_etf(settings, breadth, tech_share, expected):
+    tech_value, other_value = 100 * tech_share, 100 * (1 - tech_share)
+    holdings = [("NVDA", tech_value, 1.0), ("XOM", other_value, 1.0)]
+    snap = snapshot(cash=0, holdings=holdings, prices={"NVDA": 1.0, "XOM": 1.0})
+    assert choose_inverse(breadth, snap, settings)[0] == expected
+
+
+def test_leveraged_hedge_can_be_switched_off():
+    from trading.settings import Settings
+
+    s = Settings.defaults(enable_leveraged_hedge=False)
+    assert choose_inverse(1.0, snapshot(), s)[0] == "SH"
+
+
+def test_no_bellwether_data_and_disabled_hedging(settings):
+    snap = snapshot(cash=10_000, prices={"SH": 14.0})
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 9_000, set(), IDS)
+    assert d.action == "skip" and "no bellwether" in d.reason
+    from trading.settings import Settings
+
+    off = Settings.defaults(max_inverse_allocation=0)
+    (d,) = plan_hedge(snap, off, measure_breadth(snap.market, BELLS, 70), 9_000, set(), IDS)
+    assert d.action == "off"

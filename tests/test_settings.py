@@ -1,0 +1,81 @@
+"""The settings object: defaults from the design, validation messages that name the fix, secrets kept secret."""
+
+import logging
+
+import pytest
+
+from trading.settings import SPECS, Secret, Settings, SettingsError, render_env_example, unknown_keys
+
+
+def test_defaults_are_the_designs(settings):
+    assert (settings.stop_loss_pct, settings.take_profit_pct, settings.max_position_pct) == (0.05, 0.15, 0.15)
+    assert (settings.max_inverse_allocation, settings.confidence_threshold, settings.sleeptime) == (0.2, 0.6, "1H")
+    assert (settings.rsi_period, settings.rsi_overbought, settings.rsi_oversold) == (14, 70, 30)
+    assert settings.bearish_threshold == 0.6
+    assert settings.bellwethers == ("AAPL", "MSFT", "GOOGL", "NVDA", "TSLA")
+    assert settings.inverse_etfs == {"general": "SH", "sp500": "SPXS", "tech": "SQQQ"}
+    assert settings.alpaca_paper is True and settings.enable_extended_hours is False
+
+
+@pytest.mark.parametrize("env, value, expected", [
+    ("STOP_LOSS_PCT", "-0.05", "STOP_LOSS_PCT='-0.05' is out of range. Allowed: 0 < x < 0.5."),
+    ("TAKE_PROFIT_PCT", "0", "TAKE_PROFIT_PCT='0' is out of range. Allowed: 0 < x <= 5."),
+    ("MAX_POSITION_PCT", "1.5", "MAX_POSITION_PCT='1.5' is out of range"),
+    ("CONFIDENCE_THRESHOLD", "abc", "CONFIDENCE_THRESHOLD='abc' is invalid"),
+    ("RSI_PERIOD", "14.5", "RSI_PERIOD='14.5' is invalid"),
+    ("UNIVERSE", "AAPL,msft,123", "not a US stock symbol: 123"),
+    ("INVERSE_ETFS", "general:SH,tech:SQQQ", "missing role(s): sp500"),
+    ("SLEEPTIME", "hourly", "SLEEPTIME='hourly' is invalid"),
+    ("ALPACA_PAPER", "maybe", "ALPACA_PAPER='maybe' is invalid: expected true or false"),
+    ("RSI_OVERSOLD", "75", "RSI_OVERSOLD=75.0 must be below RSI_OVERBOUGHT=70.0"),
+    ("BEARISH_EXIT_THRESHOLD", "0.6", "must be below BEARISH_THRESHOLD=0.6"),
+    ("MAX_ENTRY_PCT", "0.2", "MAX_ENTRY_PCT=0.2 must not exceed MAX_POSITION_PCT=0.15"),
+    ("UNIVERSE", "AAPL,SH", "UNIVERSE contains inverse ETF(s) SH"),
+    ("ALPACA_API_KEY", "PKTEST", "ALPACA_API_SECRET is empty"),
+])
+def test_bad_values_name_variable_value_and_allowed_range(env, value, expected):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_mapping({env: value})
+    assert expected in str(err.value)
+    assert ".env" in str(err.value), "the message says where to fix it"
+
+
+def test_all_errors_are_reported_at_once():
+    with pytest.raises(SettingsError) as err:
+        Settings.from_mapping({"STOP_LOSS_PCT": "2", "RSI_PERIOD": "x"})
+    assert "STOP_LOSS_PCT" in str(err.value) and "RSI_PERIOD" in str(err.value)
+
+
+def test_environment_beats_dotenv_and_dotenv_beats_defaults(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("STOP_LOSS_PCT=0.04\nTAKE_PROFIT_PCT=0.2\nSTOP_LOS_PCT=0.1\n")
+    s = Settings.load(environ={"TAKE_PROFIT_PCT": "0.25", "HOME": "/x"}, dotenv_path=env_file)
+    assert (s.stop_loss_pct, s.take_profit_pct, s.max_position_pct) == (0.04, 0.25, 0.15)
+    assert unknown_keys(env_file) == ["STOP_LOS_PCT"], "a typo in .env is reported"
+
+
+def test_secrets_never_show(caplog):
+    s = Settings.from_mapping({"ALPACA_API_KEY": "PKREALKEY123", "ALPACA_API_SECRET": "verysecretvalue"})
+    percent = "%s" % (s.alpaca_api_secret,)  # noqa: UP031 - the %-style that logging uses
+    for text in (repr(s), str(s), f"{s.alpaca_api_secret}", percent, str(s.public_dict())):
+        assert "verysecretvalue" not in text and "PKREALKEY123" not in text
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("trader.test").info("key %s secret %s", s.alpaca_api_key, s.alpaca_api_secret)
+    assert "verysecretvalue" not in caplog.text
+    assert s.alpaca_api_secret.reveal() == "verysecretvalue" and s.has_alpaca_keys
+    assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_env_example_is_generated_from_the_settings_table():
+    from tests.conftest import ROOT
+
+    committed = (ROOT / ".env.example").read_text()
+    assert committed == render_env_example(), "run: python -m trading.settings > .env.example"
+    for spec in SPECS:
+        assert f"\n{spec.env}=" in committed
+
+
+def test_defaults_helper_validates_overrides():
+    assert Settings.defaults(universe=("KO", "PEP")).universe == ("KO", "PEP")
+    with pytest.raises(SettingsError):
+        Settings.defaults(stop_loss_pct=0.9)
