@@ -77,28 +77,32 @@ def _settings(args):
 
 
 def run_backtest_command(args) -> int:
+    import pandas as pd
+
     settings = _settings(args)
     if args.data != "builtin" and not args.data.startswith("csv:"):
         raise UsageError(f"--data {args.data!r}: use builtin or csv:DIR")
     lumibot_env.prepare(backtesting=True)
+    from backtest import runner
     from backtest.report import render_table, summarize, write_report
-    from backtest.runner import BacktestConfig, run_backtest
     from marketdata.builtin import DEFAULT_SEED
     from utils import logging_setup
 
     out_root = (args.out or Path(settings.reports_dir)).resolve()
-    config = BacktestConfig(data=args.data, start=args.start, end=args.end, budget=args.budget, book=args.book,
+    config = runner.BacktestConfig(data=args.data, start=args.start, end=args.end, budget=args.budget, book=args.book,
                             seed=DEFAULT_SEED if args.seed is None else args.seed, out_root=out_root,
                             progress=not args.no_progress)
+    prep = runner.prepare(config, settings)  # bad data fails here, before any file is written
     where = "the built-in simulated market" if args.data == "builtin" else args.data
-    print(f"Backtesting CombinedStrategy offline on {where} (no network, no browser) ...", flush=True)
-    from backtest import runner
-
-    out_dir = runner.new_out_dir(out_root, config.data, config.start or runner.DEFAULT_START,
-                                  config.end or runner.DEFAULT_END)
+    print(f"Backtesting CombinedStrategy offline on {where}, {prep.start.date()} .. "
+          f"{(prep.end - pd.Timedelta(days=1)).date()} ({prep.market.timestep} bars; no network, no browser)",
+          flush=True)
+    for w in prep.warnings:
+        print(f"warning: {w}", flush=True)
+    out_dir = runner.new_out_dir(out_root, config.data, prep.start.date(), (prep.end - pd.Timedelta(days=1)).date())
     logging_setup.configure(settings.log_level, console=args.verbose, logfile=out_dir / "decisions.log")
     try:
-        run = run_backtest(config, settings, out_dir=out_dir)
+        run = runner.execute(prep, out_dir=out_dir)
         summary = summarize(run)
         table = render_table(summary)
         files = write_report(run, summary, table)

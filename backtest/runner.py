@@ -127,15 +127,21 @@ def _working_dir(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
-def run_backtest(config: BacktestConfig, settings: Settings, out_dir: Path | None = None) -> BacktestRun:
-    from lumibot.backtesting import PandasDataBacktesting
-    from lumibot.entities import Asset, Data
+@dataclass(frozen=True)
+class PreparedBacktest:
+    """Everything validated and loaded, nothing written yet: bad input fails here, before any file exists."""
 
-    from strategies.combined_strategy import CombinedStrategy
-    from utils.lumibot_env import quiet_known_noise
+    config: BacktestConfig
+    settings: Settings
+    market: Market
+    start: pd.Timestamp
+    end: pd.Timestamp
+    sleeptime: str
+    book: StartingBook
+    warnings: tuple[str, ...]
 
-    quiet_known_noise()
-    t0 = time.perf_counter()
+
+def prepare(config: BacktestConfig, settings: Settings) -> PreparedBacktest:
     market, start_d, end_d = load_market(config, settings)
     settings, warnings = adapt_to_data(settings, market)
     daily = market.timestep == "day"
@@ -144,15 +150,34 @@ def run_backtest(config: BacktestConfig, settings: Settings, out_dir: Path | Non
         warnings.append(f"daily bars: the strategy iterates once a day (SLEEPTIME {settings.sleeptime} ignored)")
     start = pd.Timestamp(start_d, tz=NY)
     end = pd.Timestamp(end_d, tz=NY) + pd.Timedelta(days=1)
-
+    if config.budget <= 0:
+        raise DataError(f"--budget {config.budget:g} must be a positive amount of USD.")
     book_kind = config.book or ("legacy" if config.data == "builtin" else "cash")
     book = starting_book(book_kind, market, start, config.budget)
+    return PreparedBacktest(config, settings, market, start, end, sleeptime, book, tuple(warnings))
+
+
+def run_backtest(config: BacktestConfig, settings: Settings, out_dir: Path | None = None) -> BacktestRun:
+    return execute(prepare(config, settings), out_dir)
+
+
+def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
+    from lumibot.backtesting import PandasDataBacktesting
+    from lumibot.entities import Asset, Data
+
+    from strategies.combined_strategy import CombinedStrategy
+    from utils.lumibot_env import quiet_known_noise
+
+    quiet_known_noise()
+    t0 = time.perf_counter()
+    config, settings, market, book = prep.config, prep.settings, prep.market, prep.book
+    start, end, sleeptime = prep.start, prep.end, prep.sleeptime
     indicator_book = IndicatorBook.from_bars(market.bars, base_columns(settings.rsi_period), market.bar_period)
 
     usd = Asset("USD", "forex")
     pandas_data = [Data(Asset(sym, "stock"), df, timestep=market.timestep, quote=usd)
                    for sym, df in market.bars.items()]
-    out_dir = out_dir or new_out_dir(config.out_root, config.data, start_d, end_d)
+    out_dir = out_dir or new_out_dir(config.out_root, config.data, start.date(), (end - pd.Timedelta(days=1)).date())
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"settings": settings, "indicator_book": indicator_book, "bar_period": market.bar_period,
                   "sleeptime": sleeptime, "cost_basis": book.cost_basis}
@@ -166,8 +191,8 @@ def run_backtest(config: BacktestConfig, settings: Settings, out_dir: Path | Non
             show_plot=False, show_tearsheet=False, save_tearsheet=False, show_indicators=False,
             show_progress_bar=config.progress, quiet_logs=True, parameters=parameters,
         )
-    return BacktestRun(config, settings, market, start, end, book, strategy, results or {}, out_dir, warnings,
-                       time.perf_counter() - t0)
+    return BacktestRun(config, settings, market, start, end, book, strategy, results or {}, out_dir,
+                       list(prep.warnings), time.perf_counter() - t0)
 
 
 def new_out_dir(root: Path, data: str, start: date, end: date) -> Path:
