@@ -83,9 +83,7 @@ class CombinedStrategy(Strategy):
                 continue
             cost = pos.avg_fill_price if pos.avg_fill_price else self.cost_basis.get(sym)
             holdings[sym] = Holding(sym, qty, float(cost) if cost else None)
-        # a filled bracket parent stays "active" while its legs rest; the legs are listed on their own
-        live = [x for x in self.get_orders() if x.is_active() and not x.is_filled() and not x.is_canceled()]
-        orders = tuple(o for o in (_open_order(x) for x in live) if o is not None)
+        orders = tuple(o for o in (_open_order(x) for x in self._open_lumibot_orders()) if o is not None)
         notes = tuple(f"{sym}: held but no price data" for sym in holdings if sym not in market.index)
         missing = [s for s in holdings if s not in market.index]
         if missing:
@@ -132,8 +130,7 @@ class CombinedStrategy(Strategy):
 
     def _cancel(self, order_ids: tuple[str, ...]) -> bool:
         wanted = set(order_ids)
-        targets = [o for o in self.get_orders()
-                   if o.identifier in wanted and o.is_active() and not o.is_filled() and not o.is_canceled()]
+        targets = [o for o in self._open_lumibot_orders() if o.identifier in wanted]
         for o in targets:
             self.cancel_order(o)
         if self.is_backtesting:
@@ -144,6 +141,14 @@ class CombinedStrategy(Strategy):
                 return True
             time.sleep(0.5)
         return False
+
+    def _open_lumibot_orders(self) -> list[LumiOrder]:
+        """Open orders only. Lumibot's broker keeps them in their own buckets; scanning every order ever
+        tracked (get_orders) grows with the run. A filled bracket parent stays "active" while its legs
+        rest, so filled and canceled orders are dropped: the legs are listed on their own."""
+        active = getattr(self.broker, "get_active_tracked_orders", None)
+        orders = active(strategy=self.name) if callable(active) else self.get_orders()
+        return [o for o in orders if o.is_active() and not o.is_filled() and not o.is_canceled()]
 
     def _to_lumibot(self, order) -> LumiOrder:
         cid = {"client_order_id": order.client_order_id}

@@ -10,7 +10,6 @@ strategy never trades ungated.
 import math
 
 import numpy as np
-import pandas as pd
 
 from trading.confidence import ConfidenceModel
 from trading.intents import Decision, Intent, IntentKind, Step
@@ -22,19 +21,16 @@ from trading.snapshot import Snapshot
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
                  exiting: set[str], ids) -> list[Decision]:
     step = Step.ENTRY
-    market = snap.market
-    universe = [sym for sym in s.universe if sym in market.index]
-    rsi = market.loc[universe, "rsi"] if universe and "rsi" in market else pd.Series(dtype=float)
-    oversold = rsi[rsi < s.rsi_oversold]
-    blocked = {sym: why for sym in oversold.index for why in [_blocked(snap, sym, exiting)] if why}
-    candidates = [sym for sym in oversold.sort_values().index if sym not in blocked]
+    oversold = {sym: snap.rsi(sym) for sym in s.universe if snap.rsi(sym) < s.rsi_oversold}  # NaN never is
+    blocked = {sym: why for sym in oversold for why in [_blocked(snap, sym, exiting)] if why}
+    candidates = sorted((sym for sym in oversold if sym not in blocked), key=oversold.get)
     decisions = [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {why}") for sym, why in blocked.items()]
     if not candidates:
         decisions.append(Decision(step, None, "none", f"no new candidates (no free universe stock below RSI "
                                   f"{s.rsi_oversold:g}); cash ${snap.cash:,.0f}"))
         return decisions
 
-    rows = market.loc[candidates]
+    rows = snap.market.loc[candidates]
     try:
         scores = np.asarray(scorer.score(rows), dtype=float)
         if scores.shape != (len(candidates),):
@@ -45,10 +41,10 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                                   "iteration", level="warning"))
         return decisions
 
-    ranked = sorted(zip(candidates, scores, strict=True), key=lambda cs: (-_finite(cs[1]), rows.at[cs[0], "rsi"]))
+    ranked = sorted(zip(candidates, scores.tolist(), strict=True), key=lambda cs: (-_finite(cs[1]), oversold[cs[0]]))
     available = cash_available
     for sym, conf in ranked:
-        r = float(rows.at[sym, "rsi"])
+        r = oversold[sym]
         data = {"rsi": r, "confidence": conf, "source": scorer.name}
         if not math.isfinite(conf) or conf < s.confidence_threshold:
             decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, confidence {conf:.2f} < "

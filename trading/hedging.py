@@ -42,8 +42,9 @@ class Breadth:
 
 def measure_breadth(market: pd.DataFrame, bellwethers: tuple[str, ...], overbought: float) -> Breadth:
     measured, missing = {}, []
+    values = market["rsi"].to_dict() if "rsi" in market else {}
     for sym in bellwethers:
-        rsi = market["rsi"].get(sym, math.nan) if "rsi" in market else math.nan
+        rsi = values.get(sym, math.nan)
         if rsi is None or not math.isfinite(rsi):
             missing.append(sym)
         else:

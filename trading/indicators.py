@@ -55,16 +55,19 @@ class IndicatorBook:
         for f in frames.values():
             index = index.union(f.index)
         self.index = index
-        cube = np.full((len(index), len(self.symbols), len(self.columns)), np.nan)
-        stamps = index.asi8.astype(float)
+        self.value_columns = list(columns)
+        cube = np.full((len(index), len(self.symbols), len(columns)), np.nan)
+        last_bar = np.full((len(index), len(self.symbols)), -1, dtype=np.int64)  # position in `index`, -1 = none
+        positions = np.arange(len(index))
         for j, sym in enumerate(self.symbols):
             f = frames[sym]
             aligned = f.reindex(index).ffill()  # a symbol without a bar at some time keeps its last values
-            cube[:, j, : len(columns)] = aligned.to_numpy(dtype=float)
-            have = pd.Series(np.where(index.isin(f.index), stamps, np.nan), index=index).ffill()
-            cube[:, j, -1] = have.to_numpy()
+            cube[:, j, :] = aligned.to_numpy(dtype=float)
+            own = pd.Series(np.where(index.isin(f.index), positions, np.nan), index=index).ffill()
+            last_bar[:, j] = own.fillna(-1).to_numpy(dtype=np.int64)
         self._cube = cube
-        self._tz = index.tz
+        self._last_bar = last_bar
+        self._symbol_index = pd.Index(self.symbols, name="symbol")
 
     @classmethod
     def from_bars(cls, bars: Mapping[str, pd.DataFrame], columns: ColumnsFn, bar_period: pd.Timedelta
@@ -73,18 +76,20 @@ class IndicatorBook:
 
     def as_of(self, t: datetime) -> pd.DataFrame:
         """One row per symbol from the last bar that *ended* at or before t (NaN rows when none)."""
+        # one frame construction per call: inside a running backtest every pandas operation is costly
         cutoff = pd.Timestamp(t) - self.bar_period
         i = int(self.index.searchsorted(cutoff, side="right")) - 1
         if i < 0:
-            row = np.full((len(self.symbols), len(self.columns)), np.nan)
+            row = np.full((len(self.symbols), len(self.value_columns)), np.nan)
+            bars = np.full(len(self.symbols), -1)
         else:
-            row = self._cube[i]
-        frame = pd.DataFrame(row, index=pd.Index(self.symbols, name="symbol"), columns=list(self.columns))
-        frame["bar_time"] = pd.to_datetime(frame["bar_time"], unit="ns", utc=True).dt.tz_convert(self._tz)
-        return frame
+            row, bars = self._cube[i], self._last_bar[i]
+        data = {c: row[:, k] for k, c in enumerate(self.value_columns)}
+        data["bar_time"] = self.index.take(bars, allow_fill=True, fill_value=pd.NaT)
+        return pd.DataFrame(data, index=self._symbol_index)
 
     def series(self, symbol: str, column: str) -> pd.Series:
-        j, k = self.symbols.index(symbol), self.columns.index(column)
+        j, k = self.symbols.index(symbol), self.value_columns.index(column)
         return pd.Series(self._cube[:, j, k], index=self.index, name=f"{symbol}.{column}")
 
 

@@ -83,12 +83,18 @@ class Snapshot:
     session: Session = "regular"
     notes: tuple[str, ...] = field(default=())  # data problems found while gathering, logged by the planner
 
+    def __post_init__(self) -> None:
+        # plain dicts for the per-symbol lookups the planners make many times per iteration
+        for col in ("close", "rsi"):
+            values = self.market[col].to_dict() if col in self.market else {}
+            object.__setattr__(self, f"_{col}", {k: float(v) for k, v in values.items()})
+
     def price(self, symbol: str) -> float:
         """Close of the last completed bar, or NaN when the symbol has no data."""
-        if symbol in self.market.index:
-            value = self.market.at[symbol, "close"]
-            return float(value) if value is not None else math.nan
-        return math.nan
+        return self._close.get(symbol, math.nan)
+
+    def rsi(self, symbol: str) -> float:
+        return self._rsi.get(symbol, math.nan)
 
     def value(self, symbol: str) -> float:
         h = self.holdings.get(symbol)

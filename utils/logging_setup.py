@@ -14,6 +14,7 @@ def configure(level: str = "INFO", console: bool = True, logfile: Path | None = 
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
+    root.addHandler(logging.NullHandler())  # without any handler Python would print warnings to stderr
     if console:
         h = logging.StreamHandler(sys.stdout)
         h.setLevel(level)
