@@ -79,3 +79,12 @@ def test_defaults_helper_validates_overrides():
     assert Settings.defaults(universe=("KO", "PEP")).universe == ("KO", "PEP")
     with pytest.raises(SettingsError):
         Settings.defaults(stop_loss_pct=0.9)
+
+
+def test_readme_configuration_table_is_current():
+    from tests.conftest import ROOT
+    from trading.settings import render_markdown_table
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- settings-table:start -->\n")[1].split("<!-- settings-table:end -->")[0]
+    assert table.strip() == render_markdown_table().strip()

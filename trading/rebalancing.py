@@ -64,7 +64,7 @@ def _trim_to(snap: Snapshot, s: Settings, sym: str, allowed_value: float, target
     sell = min(math.ceil((value - target_value) / price - 1e-9), math.floor(h.qty + 1e-9))
     if sell < 1:
         return None
-    why = label or f"{value / pv:.1%} of portfolio is above the {cap_pct:.0%} cap"
+    why = label or f"{value / pv:.2%} of portfolio is above the {cap_pct:.0%} cap"
     remainder = h.qty - sell
     prot = snap.protection(sym)
     entry = h.avg_entry_price or price
@@ -83,7 +83,7 @@ def _trim_to(snap: Snapshot, s: Settings, sym: str, allowed_value: float, target
         else:
             orders.append(oco)
             note = f"; re-protect {oco.qty} sh at stop {oco.stop_loss}, target {oco.take_profit}"
-    cancel = f"cancel {len(prot.order_ids)} leg order(s), " if prot.order_ids else ""
+    cancel = f"cancel {len(prot.order_ids)} protective order(s), " if prot.order_ids else ""
     reason = f"{why}: {cancel}sell {sell:g} of {h.qty:g} sh at market (to {target_value / pv:.1%}){note}"
     data = {"qty": h.qty, "sell_qty": sell, "price": price, "weight": value / pv}
     return Decision(Step.TRIM, sym, "trim", reason, Intent(IntentKind.TRIM, sym, tuple(orders), prot.order_ids),
