@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from marketdata.csv_source import DataError
+    from models.meta_model import ModelError
     from trading.settings import SettingsError
 
     try:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.backtest:
             return run_backtest_command(args)
         return run_live_command(args)
-    except (SettingsError, DataError, UsageError) as exc:
+    except (SettingsError, DataError, ModelError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

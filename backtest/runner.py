@@ -21,7 +21,9 @@ from backtest.scenario import StartingBook, starting_book
 from marketdata.builtin import DEFAULT_SEED, generate, inverse_map
 from marketdata.csv_source import DataError, load_csv_dir
 from marketdata.market import Market
-from trading.indicators import IndicatorBook, base_columns
+from models.features import FeatureParams
+from models.meta_model import MetaModel, load_confidence, overlap_warning
+from trading.indicators import IndicatorBook, market_frames
 from trading.settings import Settings
 
 logger = logging.getLogger("trader.backtest")
@@ -57,9 +59,12 @@ class BacktestRun:
     wall_seconds: float
 
 
-def load_market(config: BacktestConfig, settings: Settings) -> tuple[Market, date, date]:
+def load_market(config: BacktestConfig, settings: Settings,
+                default_window: tuple[date, date] = (DEFAULT_START, DEFAULT_END)) -> tuple[Market, date, date]:
+    """The market for `config.data` and the window to use (the built-in market is generated for it).
+    A new data source (e.g. Alpaca history) is one more branch here."""
     if config.data == "builtin":
-        start, end = config.start or DEFAULT_START, config.end or DEFAULT_END
+        start, end = config.start or default_window[0], config.end or default_window[1]
         if end <= start:
             raise DataError(f"--end {end} must be after --start {start}.")
         market = generate(settings.all_symbols(), inverse_map(settings.inverse_etfs), start, end,
@@ -139,6 +144,7 @@ class PreparedBacktest:
     sleeptime: str
     book: StartingBook
     warnings: tuple[str, ...]
+    scorer: object  # the ConfidenceModel: the meta-model when MODEL_PATH holds one, else the rule
 
 
 def prepare(config: BacktestConfig, settings: Settings) -> PreparedBacktest:
@@ -154,7 +160,11 @@ def prepare(config: BacktestConfig, settings: Settings) -> PreparedBacktest:
         raise DataError(f"--budget {config.budget:g} must be a positive amount of USD.")
     book_kind = config.book or ("legacy" if config.data == "builtin" else "cash")
     book = starting_book(book_kind, market, start, config.budget)
-    return PreparedBacktest(config, settings, market, start, end, sleeptime, book, tuple(warnings))
+    scorer = load_confidence(settings)  # an untrustworthy model file stops here, before anything runs
+    overlap = overlap_warning(scorer, market.source, start_d, end_d)
+    if overlap:
+        warnings.append(overlap)
+    return PreparedBacktest(config, settings, market, start, end, sleeptime, book, tuple(warnings), scorer)
 
 
 def run_backtest(config: BacktestConfig, settings: Settings, out_dir: Path | None = None) -> BacktestRun:
@@ -172,7 +182,8 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     t0 = time.perf_counter()
     config, settings, market, book = prep.config, prep.settings, prep.market, prep.book
     start, end, sleeptime = prep.start, prep.end, prep.sleeptime
-    indicator_book = IndicatorBook.from_bars(market.bars, base_columns(settings.rsi_period), market.bar_period)
+    features = FeatureParams.from_settings(settings) if isinstance(prep.scorer, MetaModel) else None
+    indicator_book = IndicatorBook(market_frames(market.bars, settings.rsi_period, features), market.bar_period)
 
     usd = Asset("USD", "forex")
     pandas_data = [Data(Asset(sym, "stock"), df, timestep=market.timestep, quote=usd)
@@ -180,7 +191,7 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     out_dir = out_dir or new_out_dir(config.out_root, config.data, start.date(), (end - pd.Timedelta(days=1)).date())
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"settings": settings, "indicator_book": indicator_book, "bar_period": market.bar_period,
-                  "sleeptime": sleeptime, "cost_basis": book.cost_basis}
+                  "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer}
     with _working_dir(out_dir):
         results, strategy = CombinedStrategy.run_backtest(
             PandasDataBacktesting, start.to_pydatetime().replace(tzinfo=None),

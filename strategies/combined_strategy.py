@@ -18,9 +18,11 @@ from lumibot.entities import Asset
 from lumibot.entities import Order as LumiOrder
 from lumibot.strategies import Strategy
 
+from models.features import FEATURE_HISTORY_BARS, FeatureParams
+from models.meta_model import MetaModel
 from trading.confidence import RuleConfidence
 from trading.decision_log import DecisionLog
-from trading.indicators import MIN_HISTORY_BARS, IndicatorBook, base_columns, completed_bars
+from trading.indicators import MIN_HISTORY_BARS, IndicatorBook, completed_bars, market_frames
 from trading.intents import Intent, IntentKind
 from trading.ledger import Fill, Ledger
 from trading.orders import BracketOrder, LimitOrder, MarketOrder, OcoOrder
@@ -45,6 +47,7 @@ class CombinedStrategy(Strategy):
         self.book: IndicatorBook | None = p.get("indicator_book")
         self.bar_period = pd.Timedelta(p.get("bar_period") or pd.Timedelta(hours=1))
         self.scorer = p.get("scorer") or RuleConfidence(self.settings.rsi_oversold)
+        self.features = FeatureParams.from_settings(self.settings) if isinstance(self.scorer, MetaModel) else None
         self.cost_basis: dict[str, float] = dict(p.get("cost_basis") or {})
         self.decision_log = DecisionLog()
         self.ledger = Ledger()
@@ -97,7 +100,8 @@ class CombinedStrategy(Strategy):
             return self.book.as_of(now)
         # live: one batched history request for all symbols, indicators over the rolling window
         timestep = {pd.Timedelta(days=1): "day", pd.Timedelta(minutes=1): "minute"}.get(self.bar_period, "hour")
-        result = self.get_historical_prices_for_assets([Asset(s) for s in self.symbols], MIN_HISTORY_BARS, timestep)
+        length = FEATURE_HISTORY_BARS if self.features else MIN_HISTORY_BARS
+        result = self.get_historical_prices_for_assets([Asset(s) for s in self.symbols], length, timestep)
         frames = {}
         for asset, bars in (result or {}).items():
             if bars is not None and bars.df is not None and len(bars.df):
@@ -105,7 +109,7 @@ class CombinedStrategy(Strategy):
                 frames[sym] = completed_bars(bars.df, now, self.bar_period)
         if not frames:
             return pd.DataFrame(columns=["close", "rsi", "trend", "bar_time"], index=pd.Index([], name="symbol"))
-        book = IndicatorBook.from_bars(frames, base_columns(self.settings.rsi_period), self.bar_period)
+        book = IndicatorBook(market_frames(frames, self.settings.rsi_period, self.features), self.bar_period)
         return book.as_of(now)
 
     # ------------------------------------------------------------------ execution

@@ -50,6 +50,9 @@ class Fixed:
     def describe(self):
         return "fixed"
 
+    def gate(self, now):
+        return None
+
     def score(self, rows):
         self.calls.append(list(rows.index))
         return np.full(len(rows), self.value, dtype=float)

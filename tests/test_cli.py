@@ -92,3 +92,11 @@ def test_backtest_makes_no_network_connections_at_the_syscall_level(tmp_path):
     inet = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
     assert inet == []
     assert "Report folder:" in r.stdout
+
+
+def test_untrusted_model_file_stops_the_backtest(tmp_path):
+    (tmp_path / "m.joblib").write_bytes(b"not what was trained")
+    (tmp_path / "m.json").write_text('{"format": 1, "sha256": "0000"}')
+    r = run_cli("--backtest", cwd=tmp_path, env={"MODEL_PATH": str(tmp_path / "m.joblib")})
+    assert r.returncode == 2 and "is not loaded" in r.stderr and "the file changed since training" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "reports").exists()

@@ -17,6 +17,10 @@ class ConfidenceModel(Protocol):
 
     def score(self, rows: pd.DataFrame) -> np.ndarray: ...
 
+    def gate(self, now) -> str | None:
+        """None when the model may be used now; otherwise the reason entries are blocked."""
+        ...
+
 
 class RuleConfidence:
     """confidence = 0.5 + 0.3 x depth + 0.2 x uptrend, between 0.5 and 1.0.
@@ -36,6 +40,9 @@ class RuleConfidence:
     def describe(self) -> str:
         return ("rule-based score 0.5 + 0.3 x RSI depth below oversold (full at 15 points) "
                 "+ 0.2 if above the 200-bar average")
+
+    def gate(self, now) -> str | None:
+        return None
 
     def score(self, rows: pd.DataFrame) -> np.ndarray:
         rsi = rows["rsi"].to_numpy(dtype=float)

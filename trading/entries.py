@@ -30,6 +30,11 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                                   f"{s.rsi_oversold:g}); cash ${snap.cash:,.0f}"))
         return decisions
 
+    blocked_by = scorer.gate(snap.now) if hasattr(scorer, "gate") else None
+    if blocked_by:
+        decisions.append(Decision(step, None, "blocked", f"{len(candidates)} candidate(s) but {blocked_by}; no "
+                                  "entries this iteration", level="warning"))
+        return decisions
     rows = snap.market.loc[candidates]
     try:
         scores = np.asarray(scorer.score(rows), dtype=float)

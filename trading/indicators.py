@@ -36,6 +36,19 @@ def base_columns(rsi_period: int) -> ColumnsFn:
     return columns
 
 
+def market_frames(bars: Mapping[str, pd.DataFrame], rsi_period: int, features=None) -> dict[str, pd.DataFrame]:
+    """Per symbol: the strategy's columns, plus the meta-model's features when `features` (a
+    models.features.FeatureParams) is given. The one builder for backtests (whole series) and live
+    (rolling window)."""
+    frames = {sym: base_columns(rsi_period)(df) for sym, df in bars.items() if len(df)}
+    if features is not None:
+        from models.features import feature_frames
+
+        for sym, f in feature_frames(bars, features, symbols=tuple(frames)).items():
+            frames[sym] = frames[sym].join(f.drop(columns=[c for c in f.columns if c in frames[sym].columns]))
+    return frames
+
+
 def _series(result: pd.Series | None, index: pd.Index) -> pd.Series:
     # pandas-ta returns None when the series is shorter than the indicator length
     return result if result is not None else pd.Series(np.nan, index=index)

@@ -193,7 +193,15 @@ SPECS: tuple[Spec, ...] = (
          "Outside the regular session, place only DAY limit orders flagged extended_hours (never brackets)."),
     # --- files
     Spec("MODEL_PATH", "model_path", "models/meta_model.joblib", _text, "a file path",
-         "Meta-model file; its card is the same path with .json.", group="files"),
+         "Meta-model file (python -m models.train writes it); its card is the same path with .json. No file: "
+         "rule-based confidence.", group="model"),
+    Spec("MODEL_HORIZON_BARS", "model_horizon_bars", "70", _int, "1 <= x <= 2000",
+         "Label horizon for training: the bracket must reach its target within this many bars.",
+         _between(1, 2000), group="model"),
+    Spec("MAX_MODEL_AGE_DAYS", "max_model_age_days", "30", _float, "x > 0",
+         "A model older than this logs a warning every day.", lambda v: v > 0, group="model"),
+    Spec("BLOCK_ENTRIES_ON_STALE_MODEL", "block_entries_on_stale_model", "false", _bool, "true or false",
+         "Also block new entries while the model is older than MAX_MODEL_AGE_DAYS.", group="model"),
     Spec("REPORTS_DIR", "reports_dir", "reports", _text, "a folder path",
          "Where backtests write their report folders.", group="files"),
     Spec("LOG_LEVEL", "log_level", "INFO", lambda s: s.strip().upper(), "DEBUG, INFO, WARNING or ERROR",
@@ -236,6 +244,9 @@ class Settings:
     sleeptime: str
     enable_extended_hours: bool
     model_path: str
+    model_horizon_bars: int
+    max_model_age_days: float
+    block_entries_on_stale_model: bool
     reports_dir: str
     log_level: str
     alpaca_api_key: Secret
@@ -366,7 +377,8 @@ def render_env_example() -> str:
         "# the value shown is the default. Generated from trading/settings.py (python -m trading.settings).",
     ]
     group = None
-    titles = {"strategy": "Strategy", "files": "Files and logging", "broker": "Alpaca account (secrets: .env only)"}
+    titles = {"strategy": "Strategy", "model": "Meta-model", "files": "Files and logging",
+              "broker": "Alpaca account (secrets: .env only)"}
     for s in SPECS:
         if s.group != group:
             group = s.group
@@ -384,5 +396,18 @@ def render_markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":  # python -m trading.settings > .env.example
-    print(render_env_example(), end="")
+def update_readme(path: Path = Path("README.md")) -> None:
+    """Rewrite the configuration table between the README's settings-table markers."""
+    text = path.read_text()
+    head, rest = text.split("<!-- settings-table:start -->\n", 1)
+    _, tail = rest.split("<!-- settings-table:end -->", 1)
+    path.write_text(f"{head}<!-- settings-table:start -->\n{render_markdown_table()}<!-- settings-table:end -->{tail}")
+
+
+if __name__ == "__main__":  # python -m trading.settings > .env.example;  python -m trading.settings --readme
+    import sys
+
+    if "--readme" in sys.argv:
+        update_readme()
+    else:
+        print(render_env_example(), end="")

@@ -1,0 +1,172 @@
+"""The installed meta-model: load it only when its card vouches for it, and gate entries with it.
+
+A joblib file runs code when it is loaded, so nothing is unpickled until the card next to it
+(`meta_model.json`) has been checked: the file's sha256 must be the one recorded at training, the
+feature list must be the one the running code computes, the scikit-learn major version must match,
+and the feature parameters (RSI period, bellwethers, ...) must equal the running settings. Any
+mismatch stops start-up with a message that says what differs and how to fix it.
+"""
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+
+from models.features import FEATURE_NAMES, FeatureParams
+
+logger = logging.getLogger("trader.model")
+CARD_FORMAT = 1
+
+
+class ModelError(ValueError):
+    """The model file or its card cannot be trusted or used; the message says why and what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_path(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass
+class MetaModel:
+    """ConfidenceModel backed by the calibrated classifier; one predict_proba call per iteration."""
+
+    path: Path
+    card: dict
+    estimator: object
+    max_age_days: float
+    block_when_stale: bool
+    _warned_day: object = None
+
+    @property
+    def name(self) -> str:
+        return f"model:{self.path.name}"
+
+    def describe(self) -> str:
+        w = self.card["training_window"]
+        return (f"meta-model {self.path.name} (trained {self.card['created'][:10]} on {w['start']} .. {w['end']}, "
+                f"walk-forward AUC {_fmt(self.card['metrics']['overall'].get('auc'))})")
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromisoformat(self.card["created"])
+
+    def gate(self, now: datetime) -> str | None:
+        """None when the model may gate entries; a reason to block them otherwise. Warns once a day
+        while the model is older than MAX_MODEL_AGE_DAYS."""
+        age = (_aware(now) - self.created).total_seconds() / 86400
+        if age <= self.max_age_days:
+            return None
+        day = _aware(now).date()
+        if self._warned_day != day:
+            self._warned_day = day
+            logger.warning("meta-model is %.0f days old (MAX_MODEL_AGE_DAYS=%g): retrain with python -m models.train",
+                           age, self.max_age_days)
+        if self.block_when_stale:
+            return f"the meta-model is {age:.0f} days old (> MAX_MODEL_AGE_DAYS={self.max_age_days:g})"
+        return None
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        missing = [f for f in FEATURE_NAMES if f not in rows.columns]
+        if missing:
+            raise ValueError(f"feature column(s) missing from the market rows: {', '.join(missing[:5])}")
+        x = rows[list(FEATURE_NAMES)].astype(float)
+        complete = np.isfinite(x.to_numpy()).all(axis=1)
+        out = np.full(len(rows), np.nan)  # a candidate without complete features never passes the gate
+        if complete.any():
+            out[complete] = self.estimator.predict_proba(x[complete])[:, 1]
+        return out
+
+
+def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days: float = 30.0,
+                    block_when_stale: bool = False) -> MetaModel | None:
+    """The model at `model_path`, or None when there is no model file (rule-based confidence then)."""
+    path = Path(model_path)
+    if not path.exists():
+        return None
+    cpath = card_path(path)
+    if not cpath.exists():
+        raise ModelError(f"{path} has no model card ({cpath.name}); it is not loaded (a joblib file runs code when "
+                         "loaded). Retrain with: python -m models.train, or remove the file to use the rule-based "
+                         "confidence.")
+    try:
+        card = json.loads(cpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{cpath} is not valid JSON ({exc}); retrain with: python -m models.train") from None
+    problems = check_card(card, path, params)
+    if problems:
+        raise ModelError(f"{path} is not loaded:\n  - " + "\n  - ".join(problems)
+                         + "\nRetrain with: python -m models.train (or remove the file to use the rule-based "
+                           "confidence).")
+    estimator = joblib.load(path)
+    return MetaModel(path, card, estimator, max_age_days, block_when_stale)
+
+
+def check_card(card: dict, path: Path, params: FeatureParams) -> list[str]:
+    problems = []
+    if card.get("format") != CARD_FORMAT:
+        problems.append(f"card format {card.get('format')!r} is not {CARD_FORMAT}")
+    digest = sha256_file(path)
+    if card.get("sha256") != digest:
+        problems.append(f"sha256 of {path.name} is {digest[:16]}..., the card records "
+                        f"{str(card.get('sha256'))[:16]}...: the file changed since training")
+    names = list(card.get("feature_names", []))
+    if names != list(FEATURE_NAMES):
+        gone = [n for n in names if n not in FEATURE_NAMES]
+        new = [n for n in FEATURE_NAMES if n not in names]
+        detail = f"the model expects {', '.join(gone) or 'the same names'}; the code now computes " \
+                 f"{', '.join(new) or 'them in another order'}"
+        problems.append(f"feature list does not match the running code ({detail})")
+    trained = str(card.get("versions", {}).get("sklearn", "?"))
+    if trained.split(".")[0] != sklearn.__version__.split(".")[0]:
+        problems.append(f"trained with scikit-learn {trained}, running {sklearn.__version__} (major versions differ)")
+    expected = params.as_dict()
+    recorded = card.get("feature_params", {})
+    for key, value in expected.items():
+        if recorded.get(key) != value:
+            problems.append(f"features were computed with {key}={recorded.get(key)!r}, the settings say {value!r}")
+    return problems
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def load_confidence(settings):
+    """The confidence model the settings call for: the meta-model at MODEL_PATH, or the rule-based
+    score when there is no file. Raises ModelError when a file is there but cannot be trusted."""
+    from trading.confidence import RuleConfidence
+
+    model = load_meta_model(settings.model_path, FeatureParams.from_settings(settings),
+                            settings.max_model_age_days, settings.block_entries_on_stale_model)
+    return model if model is not None else RuleConfidence(settings.rsi_oversold)
+
+
+def overlap_warning(model, source: str, start, end) -> str | None:
+    """A warning when a backtest runs on the data the model was trained on (results are in-sample)."""
+    if not isinstance(model, MetaModel) or model.card.get("data", {}).get("source") != source:
+        return None
+    w = model.card["training_window"]
+    if str(start) <= w["end"] and str(end) >= w["start"]:
+        return (f"the meta-model was trained on {w['start']} .. {w['end']} of the same data: the overlapping part "
+                "of this backtest is in-sample")
+    return None

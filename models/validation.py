@@ -1,0 +1,45 @@
+"""Walk-forward validation on the market's bar timeline: expanding windows, a purge gap, no shuffling.
+
+Folds come from scikit-learn's TimeSeriesSplit over bar positions with `gap >= horizon`, so every
+test bar is later than every training bar plus the gap, and no training label (which looks `horizon`
+bars ahead) can see a test bar.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import TimeSeriesSplit
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int
+    train_bars: tuple[int, int]  # [start, end) in bar positions
+    test_bars: tuple[int, int]
+
+
+def walk_forward(n_bars: int, n_splits: int, gap: int) -> list[Fold]:
+    if n_bars <= (n_splits + 1) * 2 + gap:
+        raise ValueError(f"{n_bars} bars are too few for {n_splits} folds with a gap of {gap}")
+    folds = []
+    for k, (train, test) in enumerate(TimeSeriesSplit(n_splits=n_splits, gap=gap).split(np.arange(n_bars))):
+        folds.append(Fold(k + 1, (int(train[0]), int(train[-1]) + 1), (int(test[0]), int(test[-1]) + 1)))
+    return folds
+
+
+def select(bar_pos: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+    return (bar_pos >= span[0]) & (bar_pos < span[1])
+
+
+def gate_metrics(p: np.ndarray, y: np.ndarray, r: np.ndarray, threshold: float) -> dict[str, float]:
+    """Quality of the probabilities and of the gate at `threshold` (passed = p >= threshold)."""
+    passed = p >= threshold
+    out = {"n": len(y), "base_rate": float(y.mean()) if len(y) else np.nan,
+           "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else np.nan,
+           "brier": float(brier_score_loss(y, p)) if len(y) else np.nan,
+           "pass_share": float(passed.mean()) if len(y) else np.nan}
+    for name, mask in (("passed", passed), ("rejected", ~passed)):
+        out[f"hit_{name}"] = float(y[mask].mean()) if mask.any() else np.nan
+        out[f"avg_r_{name}"] = float(r[mask].mean()) if mask.any() else np.nan
+    return out
