@@ -3,13 +3,15 @@
   python live_trader.py --strategy combined --backtest                      # built-in market, 2024
   python live_trader.py --strategy combined --backtest --data csv:DIR --start 2023-01-03 --end 2023-12-29
   python live_trader.py --strategy combined                                 # live: needs keys in .env
+  python live_trader.py halt | resume | flatten                             # the running bot obeys next iteration
+  python live_trader.py report [--journal PATH]                             # performance from the journal
 
 Exit codes: 0 done, 2 bad input or configuration (the message says what to fix), 1 unexpected failure.
 """
 
 import argparse
 import sys
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 from utils import lumibot_env
@@ -31,6 +33,10 @@ def _date(text: str) -> date:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="live_trader.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", nargs="?", default="run", choices=("run", "halt", "resume", "flatten", "report"),
+                   help="run (default); halt, resume, flatten: tell the running bot; report: journal tables")
+    p.add_argument("--journal", type=Path, default=None, help="journal for halt/resume/flatten/report "
+                   "(default JOURNAL_PATH)")
     p.add_argument("--strategy", default="combined", help=f"strategy name (known: {', '.join(KNOWN_STRATEGIES)})")
     p.add_argument("--backtest", action="store_true", help="run offline on historical or built-in data")
     p.add_argument("--data", default="builtin", help="builtin (simulated market) or csv:DIR (one <SYMBOL>.csv each)")
@@ -56,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.strategy not in KNOWN_STRATEGIES:
             raise UsageError(f"unknown strategy {args.strategy!r}; known strategies: {', '.join(KNOWN_STRATEGIES)}")
+        if args.command in ("halt", "resume", "flatten"):
+            return control_command(args)
+        if args.command == "report":
+            return report_command(args)
         if args.backtest:
             return run_backtest_command(args)
         return run_live_command(args)
@@ -114,6 +124,40 @@ def run_backtest_command(args) -> int:
     print(f"Report folder: {run.out_dir}")
     for f in files:
         print(f"  {f.name}")
+    return 0
+
+
+def _journal_path(args) -> Path:
+    return args.journal or Path(_settings(args).journal_path)
+
+
+def control_command(args) -> int:
+    """Write the human's command into the journal; the bot applies it at its next iteration."""
+    from datetime import datetime
+
+    from trading.journal import Journal
+    from trading.risk.controller import COMMAND_KEY
+
+    path = _journal_path(args)
+    journal = Journal(path)
+    now = datetime.now(UTC)
+    journal.set_state(COMMAND_KEY, {"command": args.command, "id": now.isoformat(), "time": now.isoformat()}, now)
+    effect = {"halt": "HALTED: protective orders only, open entry orders cancelled; protective legs stay",
+              "resume": "ACTIVE again (a kill-switch file, if present, halts it again)",
+              "flatten": "every order cancelled and every position closed at market, then HALTED"}[args.command]
+    print(f"{args.command} written to {path}: at its next iteration the bot goes {effect}.")
+    return 0
+
+
+def report_command(args) -> int:
+    from trading import performance
+    from trading.journal import Journal
+
+    path = _journal_path(args)
+    if not path.exists():
+        raise UsageError(f"no journal at {path}; pass --journal PATH (a backtest keeps its journal.sqlite in its "
+                         "report folder)")
+    print(performance.render(performance.tables(Journal(path))))
     return 0
 
 

@@ -28,29 +28,6 @@ def equity_metrics(equity: pd.Series) -> dict[str, float]:
             "worst_day": float(rets.min()) if len(rets) else math.nan, "worst_week": worst_week}
 
 
-def trade_metrics(trades: pd.DataFrame) -> dict[str, float]:
-    """Counts and quality of closed trades (rows with exit_reason 'open' are excluded)."""
-    closed = trades[trades["exit_reason"] != "open"] if len(trades) else trades
-    n = len(closed)
-    wins = closed[closed["pnl_usd"] > 0] if n else closed
-    losses = closed[closed["pnl_usd"] < 0] if n else closed
-    gross_win = float(wins["pnl_usd"].sum()) if n else 0.0
-    gross_loss = float(-losses["pnl_usd"].sum()) if n else 0.0
-    return {
-        "trades": n,
-        "win_rate": len(wins) / n if n else math.nan,
-        "avg_return": float(closed["return_pct"].mean()) if n else math.nan,
-        "profit_factor": gross_win / gross_loss if gross_loss > 0 else (math.inf if gross_win > 0 else math.nan),
-        "realised_pnl": float(closed["pnl_usd"].sum()) if n else 0.0,
-    }
-
-
-def exits_by_reason(trades: pd.DataFrame) -> dict[str, int]:
-    if not len(trades):
-        return {}
-    return {str(k): int(v) for k, v in trades.groupby("exit_reason").size().items()}
-
-
 def time_in_market(values: pd.Series) -> float:
     """Share of samples with a positive value (e.g. the inverse ETF book)."""
     return float((values > 0).mean()) if len(values) else math.nan

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtest.metrics import buy_and_hold, equity_metrics, exits_by_reason, safe, time_in_market, trade_metrics
+from backtest.metrics import buy_and_hold, equity_metrics, safe, time_in_market
 from backtest.runner import BacktestRun
+from trading import performance
 
 logger = logging.getLogger("trader.backtest")
 
@@ -47,16 +48,21 @@ def summarize(run: BacktestRun) -> dict:
     last = eq.index[-1]
     mark = {sym: run.market.price_at(sym, last) for sym in {lot.symbol for lot in st.ledger.open_lots()}}
     trades = st.ledger.trades_frame(mark=mark, at=last)
-    closed = trades[trades["exit_reason"] != "open"]
-    exits = exits_by_reason(closed)
+    perf = performance.tables(st.journal)
+    exits = {reason: s["trades"] for reason, s in perf["per_exit_reason"].items()}
     fills = st.ledger.fills_frame()
     inverse = eq["inverse_value"] if "inverse_value" in eq else pd.Series(dtype=float)
     log = st.decision_log
+    o = perf["overall"]
     strategy = {
-        **equity_metrics(eq["strategy"]), **trade_metrics(trades),
+        **equity_metrics(eq["strategy"]),
+        "trades": o["trades"], "win_rate": o["win_rate"], "profit_factor": o["profit_factor"], "avg_r": o["avg_r"],
+        "expectancy_usd": o["expectancy_usd"],
         "start_value": float(eq["strategy"].iloc[0]), "final_value": float(eq["strategy"].iloc[-1]),
         "exits_stop": exits.get("stop", 0), "exits_take_profit": exits.get("take_profit", 0),
         "exits_software_stop": exits.get("software_stop", 0), "exits_hedge_unwind": exits.get("hedge_unwind", 0),
+        "exits_breakeven": exits.get("breakeven", 0), "exits_trailing": exits.get("trailing", 0),
+        "exits_partial": exits.get("partial", 0), "exits_time": exits.get("time", 0),
         "trims": int((fills["role"] == "trim").sum()) if len(fills) else 0,
         "entries": log.count("enter"), "hedges_opened": log.count("hedge"), "hedges_unwound": log.count("unhedge"),
         "protections_attached": log.count("protect"), "hedge_time_in_market": time_in_market(inverse),
@@ -72,6 +78,7 @@ def summarize(run: BacktestRun) -> dict:
         "data": run.market.source, "timestep": run.market.timestep, "iterations": st.iterations,
         "confidence_source": st.scorer.describe(), "wall_seconds": run.wall_seconds,
         "strategy": strategy, "spy_buy_hold": bench, "exits_by_reason": exits, "warnings": run.warnings,
+        "journal": perf, "risk": st.risk.describe(),
         "starting_book": list(run.book.notes),
         "lumibot": {"total_return": safe(_f(lumi.get("total_return"))), "cagr": safe(_f(lumi.get("cagr"))),
                     "sharpe": safe(_f(lumi.get("sharpe"))),
@@ -103,10 +110,13 @@ def render_table(summary: dict) -> str:
         ("Sharpe (daily, rf 0)", num(s["sharpe"]), num(b.get("sharpe", math.nan)) if b else "-"),
         ("Max drawdown", pct(s["max_drawdown"]), pct(b.get("max_drawdown")) if b else "-"),
         ("Worst day", pct(s["worst_day"]), pct(b.get("worst_day")) if b else "-"),
+        ("Worst week", pct(s["worst_week"]), pct(b.get("worst_week")) if b else "-"),
         ("Closed trades", str(s["trades"]), "1 (held)" if b else "-"),
         ("Win rate", "-" if not math.isfinite(s["win_rate"]) else f"{s['win_rate']:.0%}", "-"),
         ("Profit factor", num(s["profit_factor"]), "-"),
         ("Bracket exits: stop / take-profit", f"{s['exits_stop']} / {s['exits_take_profit']}", "-"),
+        ("Exit policy: breakeven / trailing", f"{s['exits_breakeven']} / {s['exits_trailing']}", "-"),
+        ("Exit policy: partial / time", f"{s['exits_partial']} / {s['exits_time']}", "-"),
         ("Software stops", str(s["exits_software_stop"]), "-"),
         ("Trims", str(s["trims"]), "-"),
         ("Entries placed", str(s["entries"]), "-"),
@@ -129,9 +139,11 @@ def render_table(summary: dict) -> str:
     if lu.get("total_return") is not None:
         notes.append(f"Lumibot's own figures: total return {lu['total_return']:+.1%}, max drawdown "
                      f"{-(lu['max_drawdown'] or 0):.1%}, Sharpe {lu['sharpe']:.2f} (its own Sharpe method).")
+    notes.append(f"Risk controller at the end: {summary['risk']}.")
     notes += [f"Starting book: {n}" for n in summary["starting_book"]]
     notes += [f"Warning: {w}" for w in summary["warnings"]]
-    return "\n".join([head, ""] + lines + [""] + notes) + "\n"
+    journal = performance.render(summary["journal"], equity=False)  # the table above has the equity figures
+    return "\n".join([head, "", *lines, "", journal, "", *notes]) + "\n"
 
 
 def write_report(run: BacktestRun, summary: dict, table: str) -> list[Path]:

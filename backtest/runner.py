@@ -191,7 +191,8 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     out_dir = out_dir or new_out_dir(config.out_root, config.data, start.date(), (end - pd.Timedelta(days=1)).date())
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"settings": settings, "indicator_book": indicator_book, "bar_period": market.bar_period,
-                  "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer}
+                  "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer,
+                  "journal_path": str(out_dir / "journal.sqlite")}
     with _working_dir(out_dir):
         results, strategy = CombinedStrategy.run_backtest(
             PandasDataBacktesting, start.to_pydatetime().replace(tzinfo=None),

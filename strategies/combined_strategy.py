@@ -7,6 +7,7 @@ Parameters (passed by the runner or the live launcher):
   bar_period      bar length of the data (pandas Timedelta); default one hour
   scorer          a ConfidenceModel; default the rule-based score
   cost_basis      {symbol: price} for starting positions whose cost the broker does not know
+  journal         a trading.journal.Journal (default: one at JOURNAL_PATH)
 """
 
 import logging
@@ -24,16 +25,22 @@ from trading.confidence import RuleConfidence
 from trading.decision_log import DecisionLog
 from trading.indicators import MIN_HISTORY_BARS, IndicatorBook, completed_bars, market_frames
 from trading.intents import Intent, IntentKind
+from trading.journal import Journal
 from trading.ledger import Fill, Ledger
-from trading.orders import BracketOrder, LimitOrder, MarketOrder, OcoOrder
+from trading.orders import BracketOrder, LimitOrder, MarketOrder, OcoOrder, StopUpdate
 from trading.planner import plan_iteration
+from trading.risk import build_risk
 from trading.settings import Settings
+from trading.sizing import kelly_risk_cap
 from trading.snapshot import Holding, OpenOrder, Snapshot
 
 logger = logging.getLogger("trader.strategy")
 
 ROLE_OF_KIND = {IntentKind.PROTECT: "protect", IntentKind.EXIT: "exit", IntentKind.TRIM: "trim",
-                IntentKind.HEDGE: "hedge", IntentKind.UNHEDGE: "unhedge", IntentKind.ENTER: "entry"}
+                IntentKind.HEDGE: "hedge", IntentKind.UNHEDGE: "unhedge", IntentKind.ENTER: "entry",
+                IntentKind.PARTIAL: "partial", IntentKind.TIME_EXIT: "time-exit", IntentKind.FLATTEN: "flatten",
+                IntentKind.MOVE_STOP: "protect", IntentKind.CANCEL: "cancel"}
+REPROTECTING = (IntentKind.TRIM, IntentKind.PARTIAL)  # their OCO re-protects what they keep
 CANCEL_WAIT_SECONDS = 10.0
 
 
@@ -49,31 +56,58 @@ class CombinedStrategy(Strategy):
         self.scorer = p.get("scorer") or RuleConfidence(self.settings.rsi_oversold)
         self.features = FeatureParams.from_settings(self.settings) if isinstance(self.scorer, MetaModel) else None
         self.cost_basis: dict[str, float] = dict(p.get("cost_basis") or {})
-        self.decision_log = DecisionLog()
-        self.ledger = Ledger()
+        self.journal = p.get("journal") or Journal(p.get("journal_path") or self.settings.journal_path)
+        self.decision_log = DecisionLog(self.journal)
+        self.ledger = Ledger(journal=self.journal, hedged=self._hedged_now)
+        restored = self.ledger.restore()
+        self.risk = build_risk(self.settings, self.journal, self.bar_period)
         self.symbols = self.settings.all_symbols(benchmarks=())
         self.iterations = 0
+        self._last_snapshot: Snapshot | None = None
+        self._kelly_note = ""
         now = self.get_datetime()
         self.decision_log.note(now, "plan", f"CombinedStrategy starts: every {self.sleeptime}, confidence from "
-                               f"{self.scorer.describe()}")
+                               f"{self.scorer.describe()}; risk {self.risk.describe()}"
+                               + (f"; {restored} open trade(s) restored from the journal" if restored else ""))
         for sym, cost in self.cost_basis.items():
             pos = self.get_position(sym)
-            if pos is not None and float(pos.quantity) > 0:
+            if pos is not None and float(pos.quantity) > 0 and sym not in self.ledger.open_trades():
                 self.ledger.open_lot(sym, float(pos.quantity), cost, now, "legacy")
 
     # ------------------------------------------------------------------ the iteration
     def on_trading_iteration(self) -> None:
+        s = self.settings
         snap = self.gather_snapshot()
-        plan = plan_iteration(snap, self.settings, self.scorer, strategy_name="combined")
-        for d in plan.decisions:
-            self.decision_log.record(snap.now, d)
-        for intent in plan.intents:
-            self.execute(intent, snap)
+        self._last_snapshot = snap
+        highs, lows = snap.bar_range()
+        self.ledger.mark(highs, lows, hours=min(self.bar_period / pd.Timedelta(hours=1), 6.5))
+        notes = self.risk.observe(snap, self.journal.recent_results(max(s.losing_streak, 1)))
+        kelly_cap, kelly_note = kelly_risk_cap(self.journal.r_multiples(), s, snap.portfolio_value)
+        flatten = self.risk.flatten_pending
+        plan = plan_iteration(snap, s, self.scorer, strategy_name="combined", trades=self.ledger.open_trades(),
+                              kelly_cap_usd=kelly_cap, mode=self.risk.mode, flatten=flatten)
+        decisions = notes + self.risk.review(plan.decisions, snap)
+        inverse = sum(snap.value(x) for x in snap.holdings if x in s.inverse_symbols)
+        long = sum(snap.value(x) for x in snap.holdings if x not in s.inverse_symbols)
+        sample = dict(time=snap.now, portfolio_value=snap.portfolio_value, cash=snap.cash, long_value=long,
+                      inverse_value=inverse, positions=len(snap.holdings), risk_mode=self.risk.mode.name)
+        if kelly_note and kelly_note.split(" (")[0] != self._kelly_note:  # log the Kelly cap when it changes
+            self._kelly_note = kelly_note.split(" (")[0]
+        else:
+            kelly_note = ""
+        self.decision_log.record_iteration(snap.now, decisions, sample, kelly_note)
+        self.ledger.sample(**sample)
+        for d in decisions:
+            if d.intent is not None:
+                self.execute(d.intent, snap)
+        if flatten:
+            self.risk.flatten_done()
+        self.ledger.persist_marks()
         self.iterations += 1
-        inverse = sum(snap.value(s) for s in snap.holdings if s in self.settings.inverse_symbols)
-        long = sum(snap.value(s) for s in snap.holdings if s not in self.settings.inverse_symbols)
-        self.ledger.sample(time=snap.now, portfolio_value=snap.portfolio_value, cash=snap.cash,
-                           long_value=long, inverse_value=inverse, positions=len(snap.holdings))
+
+    def _hedged_now(self) -> bool:
+        snap = self._last_snapshot
+        return bool(snap and any(x in self.settings.inverse_symbols for x in snap.holdings))
 
     def gather_snapshot(self) -> Snapshot:
         now = self.get_datetime()
@@ -120,17 +154,60 @@ class CombinedStrategy(Strategy):
             return
         role = ROLE_OF_KIND[intent.kind]
         for order in intent.orders:
+            if isinstance(order, StopUpdate):
+                if not self._move_stop(order, snap):
+                    return
+                continue
+            this_role = "protect" if intent.kind in REPROTECTING and isinstance(order, OcoOrder) else role
+            if isinstance(order, BracketOrder):
+                self.ledger.pending_levels[order.symbol] = (float(order.stop_loss), float(order.take_profit))
             lumi = self._to_lumibot(order)
             lumi.tag = order.client_order_id
+            request = _request(order)
+            self.journal.record_order(snap.now, client_order_id=order.client_order_id, symbol=order.symbol,
+                                      side=request["side"], order_type=request["type"],
+                                      order_class=request["order_class"], qty=float(order.qty),
+                                      limit_price=request.get("limit_price"), stop_price=request.get("stop_price"),
+                                      intent=intent.kind.value, role=this_role, request=request, status="sending")
             submitted = self.submit_order(lumi)
             if submitted is None:
+                self.journal.update_order(order.client_order_id, status="refused")
                 self.decision_log.note(snap.now, intent.kind.value,
                                        f"{intent.symbol}: broker refused {order.client_order_id}", "warning")
                 return
-            this_role = "protect" if intent.kind == IntentKind.TRIM and isinstance(order, OcoOrder) else role
+            self.journal.update_order(order.client_order_id, broker_order_id=submitted.identifier,
+                                      status=_enum_value(submitted.status) or "submitted")
             self.ledger.register(submitted.identifier, this_role)
             for child in submitted.child_orders or ():  # legs do not always carry their parent id on fills
                 self.ledger.register(child.identifier, "target" if _enum_value(child.order_type) == "limit" else "stop")
+            if isinstance(order, OcoOrder):
+                self._record_protection(order, snap)
+        if intent.trade_update:
+            self.ledger.update(intent.symbol, **intent.trade_update)
+
+    def _record_protection(self, oco: OcoOrder, snap: Snapshot) -> None:
+        """The open trade learns its protective levels; a position the bot did not open is adopted."""
+        if oco.symbol in self.ledger.open_trades():
+            self.ledger.update(oco.symbol, stop=float(oco.stop_loss), target=float(oco.take_profit))
+            return
+        h = snap.holdings.get(oco.symbol)
+        if h is not None:
+            entry = h.avg_entry_price or snap.price(oco.symbol)
+            self.ledger.adopt(oco.symbol, h.qty, entry, snap.now, float(oco.stop_loss), float(oco.take_profit))
+
+    def _move_stop(self, update: StopUpdate, snap: Snapshot) -> bool:
+        target = next((o for o in self._open_lumibot_orders() if o.identifier == update.order_id), None)
+        if target is None:
+            self.decision_log.note(snap.now, "exits", f"{update.symbol}: stop leg {update.order_id} is no longer "
+                                   "open; the stop is not moved", "warning")
+            return False
+        self.journal.record_order(snap.now, client_order_id=update.client_order_id, symbol=update.symbol,
+                                  side="sell", order_type=_enum_value(target.order_type), order_class="replace",
+                                  qty=float(target.quantity), stop_price=float(update.stop_price),
+                                  intent="move-stop", role="protect", broker_order_id=update.order_id,
+                                  request={"replace": update.order_id, "stop_price": str(update.stop_price)})
+        self.modify_order(target, stop_price=float(update.stop_price))
+        return True
 
     def _cancel(self, order_ids: tuple[str, ...]) -> bool:
         wanted = set(order_ids)
@@ -181,6 +258,24 @@ class CombinedStrategy(Strategy):
         role = self.ledger.role_of(order.identifier, order.parent_identifier, order_type)
         self.ledger.record_fill(Fill(self.get_datetime(), order.asset.symbol, side, float(quantity), float(price),
                                      role, order.identifier))
+
+
+def _request(order) -> dict:
+    """What is asked of the broker, in Alpaca's field names (journaled before the order is sent)."""
+    if isinstance(order, BracketOrder):
+        return {"symbol": order.symbol, "qty": order.qty, "side": "buy", "type": "market", "order_class": "bracket",
+                "time_in_force": order.time_in_force, "take_profit": {"limit_price": str(order.take_profit)},
+                "stop_loss": {"stop_price": str(order.stop_loss)}, "client_order_id": order.client_order_id}
+    if isinstance(order, OcoOrder):
+        return {"symbol": order.symbol, "qty": order.qty, "side": "sell", "type": "limit", "order_class": "oco",
+                "time_in_force": order.time_in_force, "limit_price": float(order.take_profit),
+                "stop_price": float(order.stop_loss), "client_order_id": order.client_order_id}
+    if isinstance(order, LimitOrder):
+        return {"symbol": order.symbol, "qty": order.qty, "side": order.side, "type": "limit", "order_class": "simple",
+                "time_in_force": order.time_in_force, "limit_price": float(order.limit_price),
+                "extended_hours": order.extended_hours, "client_order_id": order.client_order_id}
+    return {"symbol": order.symbol, "qty": order.qty, "side": order.side, "type": "market", "order_class": "simple",
+            "time_in_force": order.time_in_force, "client_order_id": order.client_order_id}
 
 
 def _enum_value(x) -> str:

@@ -13,7 +13,7 @@ NOW = pd.Timestamp("2024-03-05 10:30", tz="America/New_York").to_pydatetime()
 
 def market(rows: dict[str, dict]) -> pd.DataFrame:
     """Indicator rows: {"AAPL": {"close": 100, "rsi": 25}}; missing columns are NaN."""
-    cols = ["close", "rsi", "trend"]
+    cols = ["close", "rsi", "trend", "atr", "high", "low"]
     df = pd.DataFrame([{c: r.get(c, math.nan) for c in cols} for r in rows.values()],
                       index=pd.Index(list(rows), name="symbol"), columns=cols)
     df["bar_time"] = pd.Timestamp(NOW) - pd.Timedelta(hours=1)

@@ -14,7 +14,7 @@ from trading.orders import (
     MarketOrder,
     OcoOrder,
     Refusal,
-    build_bracket,
+    build_bracket_for_budget,
     build_market,
     build_oco,
     client_order_id,
@@ -44,7 +44,7 @@ def test_valid_increment_follows_the_sub_penny_rule(text, ok):
 
 @given(price=prices, budget=cash, stop=pcts, target=st.floats(min_value=0.001, max_value=3))
 def test_bracket_is_always_acceptable_or_refused_with_reason(price, budget, stop, target):
-    out = build_bracket("AAPL", price, budget, stop, target, "cid")
+    out = build_bracket_for_budget("AAPL", price, budget, stop, target, "cid")
     if isinstance(out, Refusal):
         assert out.reason and out.symbol == "AAPL"
         return
@@ -59,7 +59,7 @@ def test_bracket_is_always_acceptable_or_refused_with_reason(price, budget, stop
 
 @given(price=prices, stop=pcts, target=st.floats(min_value=0.001, max_value=3))
 def test_bracket_levels_are_never_closer_to_entry_than_the_settings(price, stop, target):
-    out = build_bracket("X", price, 1e7, stop, target, "cid")
+    out = build_bracket_for_budget("X", price, 1e7, stop, target, "cid")
     assume(isinstance(out, BracketOrder))
     assert float(out.stop_loss) <= price * (1 - stop) + 1e-9
     assert float(out.take_profit) >= price * (1 + target) - 1e-9
@@ -72,27 +72,27 @@ def test_bracket_levels_are_never_closer_to_entry_than_the_settings(price, stop,
     (0.0, 1000.0, "no usable price"),
 ])
 def test_bracket_refusals_name_the_problem(price, budget, why):
-    out = build_bracket("AAPL", price, budget, 0.05, 0.15, "cid")
+    out = build_bracket_for_budget("AAPL", price, budget, 0.05, 0.15, "cid")
     assert isinstance(out, Refusal) and why in out.reason
 
 
 def test_bracket_with_exactly_one_share_of_cash():
-    out = build_bracket("AAPL", 150.0, 150.0, 0.05, 0.15, "cid")
+    out = build_bracket_for_budget("AAPL", 150.0, 150.0, 0.05, 0.15, "cid")
     assert isinstance(out, BracketOrder) and out.qty == 1
     assert (out.stop_loss, out.take_profit) == (Decimal("142.50"), Decimal("172.50"))
 
 
 def test_sub_dollar_bracket_uses_four_decimals_and_cent_gaps():
-    out = build_bracket("PENNY", 0.5123, 1000.0, 0.05, 0.15, "cid")
+    out = build_bracket_for_budget("PENNY", 0.5123, 1000.0, 0.05, 0.15, "cid")
     assert isinstance(out, BracketOrder)
     assert out.stop_loss == Decimal("0.4866") and out.take_profit == Decimal("0.5892")
-    tiny = build_bracket("PENNY", 0.0150, 100.0, 0.05, 0.15, "cid")
+    tiny = build_bracket_for_budget("PENNY", 0.0150, 100.0, 0.05, 0.15, "cid")
     assert isinstance(tiny, BracketOrder)
     assert tiny.stop_loss <= tiny.reference_price - CENT and tiny.take_profit >= tiny.reference_price + CENT
 
 
 def test_no_brackets_outside_the_regular_session():
-    out = build_bracket("AAPL", 150.0, 10_000, 0.05, 0.15, "cid", session="extended")
+    out = build_bracket_for_budget("AAPL", 150.0, 10_000, 0.05, 0.15, "cid", session="extended")
     assert isinstance(out, Refusal) and "regular session" in out.reason
 
 

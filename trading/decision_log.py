@@ -1,4 +1,5 @@
-"""The decision log: one readable line per decision (logged), and the same records kept for reports."""
+"""The decision log: one readable line per decision (logged), the same records kept for reports, and
+each iteration's batch written to the journal in one transaction."""
 
 import logging
 from datetime import datetime
@@ -8,27 +9,41 @@ import pandas as pd
 from trading.intents import Decision
 
 logger = logging.getLogger("trader.decisions")
+RECORDED = ("confidence", "source", "rsi", "breadth", "pnl_pct", "qty", "price", "gate", "verdict", "intent")
 
 
 class DecisionLog:
-    def __init__(self) -> None:
+    def __init__(self, journal=None) -> None:
+        self.journal = journal
         self.records: list[dict] = []
 
-    def record(self, now: datetime, decision: Decision, extra: str = "") -> None:
-        line = f"{now:%Y-%m-%d %H:%M} {decision.line()}{extra}"
-        logger.log(logging.WARNING if decision.level == "warning" else logging.INFO, line)
-        row = {"time": now, "step": decision.step.value, "symbol": decision.symbol or "", "action": decision.action,
-               "level": decision.level, "reason": decision.reason + extra,
-               "order_ids": ";".join(o.client_order_id for o in decision.intent.orders) if decision.intent else ""}
-        for key in ("confidence", "source", "rsi", "breadth", "pnl_pct", "qty", "price"):
-            if key in decision.data:
-                row[key] = decision.data[key]
-        self.records.append(row)
+    def _row(self, now: datetime, d: Decision) -> dict:
+        row = {"time": now, "step": d.step.value, "symbol": d.symbol or "", "action": d.action, "level": d.level,
+               "reason": d.reason,
+               "order_ids": ";".join(o.client_order_id for o in d.intent.orders) if d.intent else ""}
+        row.update({k: d.data[k] for k in RECORDED if k in d.data})
+        return row
+
+    def record(self, now: datetime, decision: Decision) -> None:
+        self.record_iteration(now, [decision], None)
+
+    def record_iteration(self, now: datetime, decisions: list[Decision], sample: dict | None,
+                         note: str = "") -> None:
+        rows = [self._row(now, d) for d in decisions]
+        for d in decisions:
+            logger.log(logging.WARNING if d.level == "warning" else logging.INFO, f"{now:%Y-%m-%d %H:%M} {d.line()}")
+        if note:
+            rows.append({"time": now, "step": "risk", "symbol": "", "action": "note", "level": "info", "reason": note})
+        self.records.extend(rows)
+        if self.journal is not None:
+            self.journal.record_iteration(now, rows, sample)
 
     def note(self, now: datetime, step: str, text: str, level: str = "info") -> None:
         logger.log(logging.WARNING if level == "warning" else logging.INFO, f"{now:%Y-%m-%d %H:%M} {text}")
-        self.records.append({"time": now, "step": step, "symbol": "", "action": "note", "level": level,
-                             "reason": text})
+        row = {"time": now, "step": step, "symbol": "", "action": "note", "level": level, "reason": text}
+        self.records.append(row)
+        if self.journal is not None:
+            self.journal.record_iteration(now, [row], None)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.records)

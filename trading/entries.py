@@ -15,11 +15,12 @@ from trading.confidence import ConfidenceModel
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import Refusal, build_bracket
 from trading.settings import Settings
+from trading.sizing import bracket_levels, entry_size
 from trading.snapshot import Snapshot
 
 
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
-                 exiting: set[str], ids) -> list[Decision]:
+                 exiting: set[str], ids, kelly_cap_usd: float | None = None) -> list[Decision]:
     step = Step.ENTRY
     oversold = {sym: snap.rsi(sym) for sym in s.universe if snap.rsi(sym) < s.rsi_oversold}  # NaN never is
     blocked = {sym: why for sym in oversold for why in [_blocked(snap, sym, exiting)] if why}
@@ -53,21 +54,33 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         data = {"rsi": r, "confidence": conf, "source": scorer.name}
         if not math.isfinite(conf) or conf < s.confidence_threshold:
             decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, confidence {conf:.2f} < "
-                                      f"{s.confidence_threshold:.2f} ({scorer.name})", data=data))
+                                      f"{s.confidence_threshold:.2f} ({scorer.name})",
+                                      data={**data, "gate": "confidence"}))
             continue
         price = snap.price(sym)
-        budget = min(s.max_entry_pct * snap.portfolio_value, available)
-        order = build_bracket(sym, price, budget, s.stop_loss_pct, s.take_profit_pct, ids(sym, "enter"), snap.session)
+        head = f"RSI {r:.1f}, confidence {conf:.2f} ({scorer.name}) but"
+        if available < price:
+            why = (f"no cash to spend (${max(available, 0):,.2f} above the reserve)" if available <= 0 else
+                   f"one share costs ${price:,.2f} but only ${available:,.2f} is available "
+                   "(brackets need whole shares)")
+            decisions.append(Decision(step, sym, "skip", f"{head} {why}", data={**data, "gate": "cash"}))
+            continue
+        levels = bracket_levels(price, s, snap.atr(sym))
+        if levels is None:
+            decisions.append(Decision(step, sym, "skip", f"{head} no ATR yet (STOP_MODE=atr)", data=data))
+            continue
+        size = entry_size(s, snap.portfolio_value, price, float(levels[0]), conf, available, kelly_cap_usd)
+        order = build_bracket(sym, price, size.qty, *levels, ids(sym, "enter"), snap.session)
         if isinstance(order, Refusal):
-            decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, confidence {conf:.2f} ({scorer.name}) but "
-                                      f"{order.reason}", data=data))
+            decisions.append(Decision(step, sym, "skip", f"{head} {order.reason} ({size.why})", data=data))
             continue
         available -= order.notional
-        data.update(qty=order.qty, price=price, notional=order.notional)
+        data.update(qty=order.qty, price=price, notional=order.notional, stop=float(order.stop_loss))
         decisions.append(Decision(step, sym, "enter",
                                   f"RSI {r:.1f}, confidence {conf:.2f} >= {s.confidence_threshold:.2f} "
                                   f"({scorer.name}): buy {order.qty} @ ~{order.reference_price} "
-                                  f"(${order.notional:,.0f}), stop {order.stop_loss}, target {order.take_profit}",
+                                  f"(${order.notional:,.0f}; {size.why}), stop {order.stop_loss}, "
+                                  f"target {order.take_profit}",
                                   Intent(IntentKind.ENTER, sym, (order,)), data=data))
     return decisions
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.orders import Refusal, build_bracket, build_market
+from trading.orders import Refusal, build_bracket_for_budget, build_market
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 
@@ -86,8 +86,8 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
         symbol, why = choose_inverse(breadth.ratio, snap, s)
         budget = min(s.max_inverse_allocation * snap.portfolio_value, cash_available)
         price = snap.price(symbol)
-        order = build_bracket(symbol, price, budget, s.stop_loss_pct, s.take_profit_pct, ids(symbol, "hedge"),
-                              snap.session)
+        order = build_bracket_for_budget(symbol, price, budget, s.stop_loss_pct, s.take_profit_pct,
+                                         ids(symbol, "hedge"), snap.session)
         if isinstance(order, Refusal):
             return [Decision(step, symbol, "skip", f"{text} >= {s.bearish_threshold:.0%} but cannot hedge: "
                              f"{order.reason}", level="warning", data=data)]

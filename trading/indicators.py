@@ -23,14 +23,17 @@ ColumnsFn = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 def base_columns(rsi_period: int) -> ColumnsFn:
-    """close, RSI and the 200-bar trend line for one symbol's OHLCV frame."""
+    """close, high, low, RSI, the 200-bar trend line and ATR14 for one symbol's OHLCV frame."""
 
     def columns(df: pd.DataFrame) -> pd.DataFrame:
         close = df["close"].astype(float)
         out = pd.DataFrame(index=df.index)
         out["close"] = close
+        out["high"] = df["high"].astype(float)
+        out["low"] = df["low"].astype(float)
         out["rsi"] = _series(ta.rsi(close, length=rsi_period), close.index)
         out["trend"] = _series(ta.sma(close, length=TREND_BARS), close.index)
+        out["atr"] = _series(ta.atr(out["high"], out["low"], close, length=14), close.index)
         return out
 
     return columns

@@ -13,10 +13,12 @@ from trading.orders import Order
 
 class Step(StrEnum):
     PROTECT = "protect"
+    EXITS = "exits"
     TRIM = "trim"
     HEDGE = "hedge"
     ENTRY = "entry"
     PLAN = "plan"
+    RISK = "risk"
 
 
 class IntentKind(StrEnum):
@@ -26,6 +28,11 @@ class IntentKind(StrEnum):
     HEDGE = "hedge"  # buy an inverse ETF with a bracket
     UNHEDGE = "unhedge"  # cancel legs, sell the inverse ETF
     ENTER = "enter"  # new bracket entry
+    MOVE_STOP = "move-stop"  # replace a resting stop leg in place (breakeven, trailing): never unprotected
+    PARTIAL = "partial"  # cancel legs, sell part, re-protect the rest
+    TIME_EXIT = "time-exit"  # close a trade that made no progress
+    FLATTEN = "flatten"  # the human's flatten command: close everything, cancel everything
+    CANCEL = "cancel"  # cancel open entry orders (on a halt)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,17 @@ class Intent:
     symbol: str
     orders: tuple[Order, ...]
     cancel_order_ids: tuple[str, ...] = ()
+    trade_update: dict | None = None  # changes to the open trade's state once the intent went through
+
+    @property
+    def opens_exposure(self) -> bool:
+        return self.kind in (IntentKind.ENTER, IntentKind.HEDGE)
+
+    @property
+    def protective(self) -> bool:
+        """Allowed even when HALTED: attaching protection, closing positions, tightening a stop."""
+        return self.kind in (IntentKind.PROTECT, IntentKind.EXIT, IntentKind.MOVE_STOP, IntentKind.FLATTEN,
+                             IntentKind.TIME_EXIT, IntentKind.CANCEL)
 
 
 @dataclass(frozen=True)

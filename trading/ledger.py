@@ -1,19 +1,25 @@
-"""Fills in, round-trip trades out: which order did what, and why each position was closed.
+"""Fills in, trades out: open trades with their exit-policy state, closed trades with why they ended.
 
 Every order the strategy submits is registered with its role (entry, hedge, protect, trim, exit,
-unhedge); bracket and OCO legs inherit a role from their type (limit leg = take-profit, stop leg =
-stop). Sells close lots first-in first-out, so each closed trade carries its entry, its exit and the
-reason it ended: stop, take_profit, software_stop, trim, hedge_unwind (or open at the end).
+partial, unhedge, flatten); bracket and OCO legs get theirs from their type (limit = take-profit,
+stop = stop). A buy opens a trade; sells close it first-in first-out. An open trade carries what the
+exit policy needs (initial stop, so 1R; current stop and target; high and low since entry; whether
+breakeven and the partial were taken). A closed trade records entry, exit, exit reason, P&L, R
+multiple, MFE and MAE (in R) and whether a hedge was on. With a journal attached, every change is
+written through in the same transaction as its fill.
 """
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import pandas as pd
 
 EXIT_REASON = {"stop": "stop", "target": "take_profit", "exit": "software_stop", "trim": "trim",
-               "unhedge": "hedge_unwind"}
+               "unhedge": "hedge_unwind", "partial": "partial", "time-exit": "time", "flatten": "manual",
+               "unknown": "manual"}
+CLOSED_COLUMNS = ["symbol", "kind", "qty", "entry_time", "entry_price", "exit_time", "exit_price", "exit_reason",
+                  "pnl_usd", "return_pct", "r_multiple", "mfe_r", "mae_r", "hedged"]
 
 
 @dataclass(frozen=True)
@@ -29,20 +35,67 @@ class Fill:
 
 @dataclass
 class Lot:
+    """An open trade (one per symbol: the strategy never adds to a position)."""
+
     symbol: str
     qty: float
-    price: float
+    price: float  # entry
     time: datetime
     kind: str  # entry, hedge or legacy
+    initial_stop: float | None = None  # defines 1R
+    stop: float | None = None  # current protective stop
+    target: float | None = None
+    highest: float = 0.0
+    lowest: float = 0.0
+    breakeven_done: bool = False
+    partial_done: bool = False
+    trailing: bool = False
+    stop_reason: str = "stop"  # what a stop fill means now: stop, breakeven or trailing
+    hours_held: float = 0.0  # trading hours since entry (one bar period per iteration)
+
+    def __post_init__(self) -> None:
+        self.highest = self.highest or self.price
+        self.lowest = self.lowest or self.price
+
+    @property
+    def risk_per_share(self) -> float | None:
+        if self.initial_stop is None or self.initial_stop >= self.price:
+            return None
+        return self.price - self.initial_stop
+
+    def r_at(self, price: float) -> float | None:
+        r = self.risk_per_share
+        return None if r is None else (price - self.price) / r
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Lot":
+        d = dict(d)
+        d["time"] = pd.Timestamp(d["time"]).to_pydatetime()
+        return cls(**d)
 
 
+@dataclass
 class Ledger:
-    def __init__(self) -> None:
-        self.roles: dict[str, str] = {}
-        self.fills: list[Fill] = []
-        self.trades: list[dict] = []
-        self.samples: list[dict] = []
-        self._lots: dict[str, deque[Lot]] = {}
+    journal: object = None  # trading.journal.Journal
+    hedged: callable = lambda: False  # whether a hedge is on now (recorded on closed trades)
+    roles: dict[str, str] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+    trades: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
+    _lots: dict[str, deque] = field(default_factory=dict)
+    pending_levels: dict[str, tuple[float, float]] = field(default_factory=dict)  # symbol -> (stop, target)
+
+    # ------------------------------------------------------------------ restore
+    def restore(self) -> int:
+        """Reload open trades from the journal after a restart."""
+        if self.journal is None:
+            return 0
+        for sym, state in self.journal.open_trades().items():
+            self._lots[sym] = deque([Lot.from_dict(state)])
+        return len(self._lots)
 
     # ------------------------------------------------------------------ inputs
     def register(self, order_id: str, role: str) -> None:
@@ -58,57 +111,123 @@ class Ledger:
                 return "stop"
         return "unknown"
 
-    def open_lot(self, symbol: str, qty: float, price: float, time: datetime, kind: str) -> None:
-        self._lots.setdefault(symbol, deque()).append(Lot(symbol, qty, price, time, kind))
+    def open_lot(self, symbol: str, qty: float, price: float, time: datetime, kind: str,
+                 stop: float | None = None, target: float | None = None) -> Lot:
+        lot = Lot(symbol, qty, price, time, kind, initial_stop=stop, stop=stop, target=target)
+        self._lots.setdefault(symbol, deque()).append(lot)
+        return lot
 
-    def record_fill(self, fill: Fill) -> None:
+    def record_fill(self, fill: Fill) -> list[dict]:
         self.fills.append(fill)
+        closed: list[dict] = []
         if fill.side == "buy":
-            kind = "hedge" if fill.role == "hedge" else "entry"
-            self.open_lot(fill.symbol, fill.qty, fill.price, fill.time, kind)
-            return
-        remaining = fill.qty
-        lots = self._lots.get(fill.symbol, deque())
-        while remaining > 1e-9 and lots:
-            lot = lots[0]
-            take = min(lot.qty, remaining)
-            self._close(lot, take, fill)
-            lot.qty -= take
-            remaining -= take
-            if lot.qty <= 1e-9:
-                lots.popleft()
+            stop, target = self.pending_levels.pop(fill.symbol, (None, None))
+            lots = self._lots.get(fill.symbol)
+            if lots and lots[-1].kind == ("hedge" if fill.role == "hedge" else "entry") and lots[-1].time == fill.time:
+                lots[-1].qty += fill.qty  # a partial fill of the same order
+            else:
+                self.open_lot(fill.symbol, fill.qty, fill.price, fill.time,
+                              "hedge" if fill.role == "hedge" else "entry", stop, target)
+        else:
+            remaining = fill.qty
+            lots = self._lots.get(fill.symbol, deque())
+            while remaining > 1e-9 and lots:
+                lot = lots[0]
+                take = min(lot.qty, remaining)
+                closed.append(self._close(lot, take, fill))
+                lot.qty -= take
+                remaining -= take
+                if lot.qty <= 1e-9:
+                    lots.popleft()
+            if not lots:
+                self._lots.pop(fill.symbol, None)
+        self.trades.extend(closed)
+        if self.journal is not None:
+            self.journal.record_fill(fill.time, fill.order_id, fill.symbol, fill.side, fill.qty, fill.price,
+                                     fill.role, closed, {fill.symbol: self._state(fill.symbol)})
+        return closed
 
-    def sample(self, **values: float | datetime) -> None:
-        """One row of the exposure series (time, portfolio value, cash, long and inverse value)."""
+    def adopt(self, symbol: str, qty: float, entry: float, time: datetime, stop: float, target: float) -> None:
+        """A position the bot did not open (legacy or found at the broker) gets a trade record when it is
+        protected, so the exit policy and the journal know its levels."""
+        if symbol in self._lots:
+            lot = self._lots[symbol][0]
+            lot.stop, lot.target = stop, target
+            lot.initial_stop = lot.initial_stop or stop
+        else:
+            lot = self.open_lot(symbol, qty, entry, time, "legacy", stop, target)
+        self._save(symbol)
+
+    def update(self, symbol: str, **changes) -> None:
+        """Change an open trade's state (stop moved, breakeven or partial taken) and persist it."""
+        for lot in self._lots.get(symbol, ()):
+            for k, v in changes.items():
+                setattr(lot, k, v)
+        self._save(symbol)
+
+    def mark(self, highs: dict[str, float], lows: dict[str, float], hours: float = 0.0) -> None:
+        """Track the high and low since entry (trailing stops, MFE, MAE) and the trading hours held."""
+        for sym, lots in self._lots.items():
+            for lot in lots:
+                lot.hours_held += hours
+                if sym in highs and highs[sym] == highs[sym]:
+                    lot.highest = max(lot.highest, highs[sym])
+                if sym in lows and lows[sym] == lows[sym]:
+                    lot.lowest = min(lot.lowest, lows[sym])
+
+    def persist_marks(self) -> None:
+        if self.journal is not None and self._lots:
+            self.journal.save_open_trades({sym: self._state(sym) for sym in self._lots})
+
+    def sample(self, **values) -> None:
         self.samples.append(values)
 
-    def _close(self, lot: Lot, qty: float, fill: Fill) -> None:
-        pnl = (fill.price - lot.price) * qty
-        self.trades.append({
-            "symbol": lot.symbol, "kind": lot.kind, "qty": qty,
-            "entry_time": lot.time, "entry_price": lot.price,
-            "exit_time": fill.time, "exit_price": fill.price,
-            "exit_reason": EXIT_REASON.get(fill.role, fill.role),
-            "pnl_usd": pnl, "return_pct": fill.price / lot.price - 1.0,
-        })
+    # ------------------------------------------------------------------ helpers
+    def _state(self, symbol: str) -> dict | None:
+        lots = self._lots.get(symbol)
+        return lots[0].as_dict() if lots else None
+
+    def _save(self, symbol: str) -> None:
+        if self.journal is not None:
+            self.journal.save_open_trades({symbol: self._state(symbol)})
+
+    def _close(self, lot: Lot, qty: float, fill: Fill) -> dict:
+        reason = EXIT_REASON.get(fill.role, fill.role)
+        if reason == "stop" and lot.stop_reason != "stop":
+            reason = lot.stop_reason  # a moved stop: breakeven or trailing
+        risk = lot.risk_per_share
+        return {
+            "symbol": lot.symbol, "kind": lot.kind, "qty": qty, "entry_time": lot.time, "entry_price": lot.price,
+            "exit_time": fill.time, "exit_price": fill.price, "exit_reason": reason,
+            "pnl_usd": (fill.price - lot.price) * qty, "return_pct": fill.price / lot.price - 1.0,
+            "r_multiple": (fill.price - lot.price) / risk if risk else None,
+            "mfe_r": (max(lot.highest, fill.price) - lot.price) / risk if risk else None,
+            "mae_r": (min(lot.lowest, fill.price) - lot.price) / risk if risk else None,
+            "hedged": bool(self.hedged()),
+        }
 
     # ------------------------------------------------------------------ outputs
     def open_lots(self) -> list[Lot]:
         return [lot for lots in self._lots.values() for lot in lots if lot.qty > 1e-9]
 
+    def open_trades(self) -> dict[str, Lot]:
+        return {sym: lots[0] for sym, lots in self._lots.items() if lots}
+
     def trades_frame(self, mark: dict[str, float] | None = None, at: datetime | None = None) -> pd.DataFrame:
-        """Closed trades, plus lots still open marked at `mark` prices with exit_reason 'open'."""
+        """Closed trades, plus trades still open marked at `mark` prices with exit_reason 'open'."""
         rows = list(self.trades)
         for lot in self.open_lots() if mark else []:
             px = mark.get(lot.symbol)
             if px is None:
                 continue
+            risk = lot.risk_per_share
             rows.append({"symbol": lot.symbol, "kind": lot.kind, "qty": lot.qty, "entry_time": lot.time,
                          "entry_price": lot.price, "exit_time": at, "exit_price": px, "exit_reason": "open",
-                         "pnl_usd": (px - lot.price) * lot.qty, "return_pct": px / lot.price - 1.0})
-        columns = ["symbol", "kind", "qty", "entry_time", "entry_price", "exit_time", "exit_price", "exit_reason",
-                   "pnl_usd", "return_pct"]
-        return pd.DataFrame(rows, columns=columns)
+                         "pnl_usd": (px - lot.price) * lot.qty, "return_pct": px / lot.price - 1.0,
+                         "r_multiple": (px - lot.price) / risk if risk else None,
+                         "mfe_r": (lot.highest - lot.price) / risk if risk else None,
+                         "mae_r": (lot.lowest - lot.price) / risk if risk else None, "hedged": False})
+        return pd.DataFrame(rows, columns=CLOSED_COLUMNS)
 
     def fills_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(f) for f in self.fills],

@@ -160,7 +160,20 @@ class LimitOrder:
             raise InvalidOrder("extended hours order must be DAY limit orders")
 
 
-Order = BracketOrder | OcoOrder | MarketOrder | LimitOrder
+@dataclass(frozen=True)
+class StopUpdate:
+    """Move a resting stop leg to a new price (an in-place replace: the position stays protected)."""
+
+    symbol: str
+    order_id: str
+    stop_price: Decimal
+    client_order_id: str
+
+    def __post_init__(self) -> None:
+        _check_price(self.stop_price, "stop_price")
+
+
+Order = BracketOrder | OcoOrder | MarketOrder | LimitOrder | StopUpdate
 
 
 # ---------------------------------------------------------------------------------------------- builders
@@ -172,27 +185,45 @@ def protective_levels(entry_price: float, stop_pct: float, target_pct: float) ->
     return stop, target
 
 
-def build_bracket(symbol: str, reference_price: float, budget_usd: float, stop_pct: float, target_pct: float,
-                  cid: str, session: Session = "regular") -> BracketOrder | Refusal:
-    """A whole-share bracket buy spending at most `budget_usd` at `reference_price`, or the reason not."""
+def shares_for(budget_usd: float, price: float) -> int:
+    """Whole shares that `budget_usd` buys at `price` (0 when it buys none)."""
+    if not (math.isfinite(budget_usd) and budget_usd > 0 and price > 0):
+        return 0
+    return math.floor(budget_usd / price + 1e-9)
+
+
+def build_bracket(symbol: str, reference_price: float, qty: int, stop: Decimal, target: Decimal, cid: str,
+                  session: Session = "regular") -> BracketOrder | Refusal:
+    """A whole-share bracket buy of `qty` with legs at `stop` and `target`, moved out to the cent gaps
+    Alpaca requires around the reference price, or the reason there is none."""
     if session != "regular":
         return Refusal(symbol, "brackets are not allowed outside the regular session")
     if not (reference_price > 0 and math.isfinite(reference_price)):
         return Refusal(symbol, f"no usable price ({reference_price})")
-    if not math.isfinite(budget_usd) or budget_usd <= 0:
+    if qty < 1:
+        return Refusal(symbol, f"less than one whole share fits (one share costs ${reference_price:,.2f}; "
+                               "brackets need whole shares)")
+    ref = to_tick(reference_price)
+    target = to_tick(max(target, ref + CENT), ROUND_CEILING)
+    stop = to_tick(min(stop, ref - CENT), ROUND_FLOOR)
+    if stop <= 0:
+        return Refusal(symbol, f"price ${reference_price} is too low for a stop below it")
+    return BracketOrder(symbol, int(qty), ref, target, stop, cid)
+
+
+def build_bracket_for_budget(symbol: str, reference_price: float, budget_usd: float, stop_pct: float,
+                             target_pct: float, cid: str, session: Session = "regular") -> BracketOrder | Refusal:
+    """A bracket spending at most `budget_usd`, legs at fixed percentages (hedges, tests)."""
+    if not (reference_price > 0 and math.isfinite(reference_price)):
+        return Refusal(symbol, f"no usable price ({reference_price})")
+    if not (math.isfinite(budget_usd) and budget_usd > 0):
         return Refusal(symbol, f"no cash to spend (${budget_usd:,.2f})")
-    qty = math.floor(budget_usd / reference_price + 1e-9)
+    qty = shares_for(budget_usd, reference_price)
     if qty < 1:
         return Refusal(symbol, f"one share costs ${reference_price:,.2f} but only ${budget_usd:,.2f} is available "
                                "(brackets need whole shares)")
-    ref = to_tick(reference_price)
     stop, target = protective_levels(reference_price, stop_pct, target_pct)
-    target = max(target, ref + CENT)
-    stop = min(stop, ref - CENT)
-    if stop <= 0:
-        return Refusal(symbol, f"price ${reference_price} is too low for a stop {stop_pct:.0%} below it")
-    stop = to_tick(stop, ROUND_FLOOR)
-    return BracketOrder(symbol, qty, ref, to_tick(target, ROUND_CEILING), stop, cid)
+    return build_bracket(symbol, reference_price, qty, stop, target, cid, session)
 
 
 def build_oco(symbol: str, qty: float, last_price: float, stop_price: Decimal, target_price: Decimal,

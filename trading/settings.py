@@ -192,6 +192,76 @@ SPECS: tuple[Spec, ...] = (
     Spec("ENABLE_EXTENDED_HOURS", "enable_extended_hours", "false", _bool, "true or false",
          "Outside the regular session, place only DAY limit orders flagged extended_hours (never brackets)."),
     # --- files
+    # --- risk controller (0 switches a rule off)
+    Spec("RISK_ENABLED", "risk_enabled", "true", _bool, "true or false",
+         "Master switch of the risk controller (false: no limits, no circuit breaker, no sizing factors).",
+         group="risk"),
+    Spec("DAILY_LOSS_LIMIT_PCT", "daily_loss_limit_pct", "0.03", _float, "0 <= x < 1",
+         "Loss from start-of-day equity that stops new entries and hedges until the next session (REDUCING).",
+         _between(0, 1, False, True), group="risk"),
+    Spec("WEEKLY_LOSS_LIMIT_PCT", "weekly_loss_limit_pct", "0.10", _float, "0 <= x < 1",
+         "Loss from start-of-week equity that halts all but protective orders until the next week (HALTED).",
+         _between(0, 1, False, True), group="risk"),
+    Spec("CIRCUIT_BREAKER_PCT", "circuit_breaker_pct", "0.05", _float, "0 <= x < 1",
+         "Loss from the recent peak that pauses entries for CIRCUIT_BREAKER_HOURS.", _between(0, 1, False, True),
+         group="risk"),
+    Spec("CIRCUIT_BREAKER_HOURS", "circuit_breaker_hours", "4", _float, "x > 0", "Circuit-breaker pause.",
+         lambda v: v > 0, group="risk"),
+    Spec("RECENT_PEAK_DAYS", "recent_peak_days", "5", _int, "1 <= x <= 250",
+         "How far back the circuit breaker looks for the recent peak (trading days).", _between(1, 250),
+         group="risk"),
+    Spec("LOSING_STREAK", "losing_streak", "3", _int, "x >= 0",
+         "After this many losing trades in a row, entry size is halved until a win.", lambda v: v >= 0,
+         group="risk"),
+    Spec("RECOVERY_DRAWDOWN_PCT", "recovery_drawdown_pct", "0.02", _float, "0 <= x < 1",
+         "While drawdown from the peak exceeds this, entry size is halved.", _between(0, 1, False, True),
+         group="risk"),
+    Spec("MAX_POSITIONS", "max_positions", "10", _int, "x >= 0", "Most positions held at once (0: no limit).",
+         lambda v: v >= 0, group="risk"),
+    Spec("MAX_GROSS_EXPOSURE_PCT", "max_gross_exposure_pct", "0.80", _float, "0 <= x <= 4",
+         "Most long exposure (positions plus pending entries) as a share of equity (0: no limit).",
+         _between(0, 4), group="risk"),
+    Spec("MAX_ORDERS_PER_ITERATION", "max_orders_per_iteration", "10", _int, "x >= 0",
+         "Most new entry and hedge intents per iteration (0: no limit).", lambda v: v >= 0, group="risk"),
+    Spec("STALE_BARS", "stale_bars", "2", _int, "x >= 0",
+         "A symbol whose last bar is older than this many bar periods gets no new order (0: off).",
+         lambda v: v >= 0, group="risk"),
+    Spec("EQUITY_JUMP_PCT", "equity_jump_pct", "0.10", _float, "0 < x < 1",
+         "An equity reading that moves more than this since the last one needs confirmation next iteration.",
+         _between(0, 1, True, True), group="risk"),
+    Spec("KILL_SWITCH_FILE", "kill_switch_file", "HALT", _text, "a file path",
+         "While this file exists the bot is HALTED (protective orders only).", group="risk"),
+    Spec("FLATTEN_ON_HALT", "flatten_on_halt", "false", _bool, "true or false",
+         "Also close every position when a loss limit halts the bot.", group="risk"),
+    # --- sizing
+    Spec("RISK_PER_TRADE_PCT", "risk_per_trade_pct", "0.01", _float, "0 < x <= 0.1",
+         "Equity put at risk per entry (shares = risk / stop distance, then capped).", _between(0, 0.1, True),
+         group="risk"),
+    Spec("STOP_MODE", "stop_mode", "fixed", lambda s: s.strip().lower(), "fixed or atr",
+         "fixed: STOP_LOSS_PCT/TAKE_PROFIT_PCT; atr: ATR_STOP_MULT x ATR14 stop, ATR_TARGET_MULT x ATR14 target.",
+         lambda v: v in ("fixed", "atr"), group="risk"),
+    Spec("ATR_STOP_MULT", "atr_stop_mult", "1.5", _float, "0 < x <= 20", "Stop distance in ATR14 (atr mode).",
+         _between(0, 20, True), group="risk"),
+    Spec("ATR_TARGET_MULT", "atr_target_mult", "3.75", _float, "ATR_STOP_MULT < x <= 50",
+         "Target distance in ATR14 (atr mode).", _between(0, 50, True), group="risk"),
+    Spec("KELLY_FRACTION", "kelly_fraction", "0.25", _float, "0 <= x <= 1",
+         "Cap risk per trade at this fraction of the Kelly estimate from closed trades (0: off).", _between(0, 1),
+         group="risk"),
+    Spec("KELLY_MIN_TRADES", "kelly_min_trades", "30", _int, "x >= 1",
+         "Closed trades needed before the Kelly cap applies.", lambda v: v >= 1, group="risk"),
+    # --- exit policy
+    Spec("BREAKEVEN_AT_R", "breakeven_at_r", "1.0", _float, "x >= 0",
+         "At this profit in R the stop moves to entry + 0.1% (0: off).", lambda v: v >= 0, group="risk"),
+    Spec("PARTIAL_AT_R", "partial_at_r", "2.0", _float, "x >= 0",
+         "At this profit in R half the position is sold (0: off).", lambda v: v >= 0, group="risk"),
+    Spec("TRAIL_AFTER_R", "trail_after_r", "2.0", _float, "x >= 0",
+         "After this profit in R the stop trails TRAIL_ATR_MULT ATR below the high since entry (0: off).",
+         lambda v: v >= 0, group="risk"),
+    Spec("TRAIL_ATR_MULT", "trail_atr_mult", "1.0", _float, "x > 0", "Trailing distance in ATR14.",
+         lambda v: v > 0, group="risk"),
+    Spec("TIME_EXIT_HOURS", "time_exit_hours", "24", _float, "x >= 0",
+         "Close a trade that has not reached +1R after this many trading hours (0: off).", lambda v: v >= 0,
+         group="risk"),
     Spec("MODEL_PATH", "model_path", "models/meta_model.joblib", _text, "a file path",
          "Meta-model file (python -m models.train writes it); its card is the same path with .json. No file: "
          "rule-based confidence.", group="model"),
@@ -202,6 +272,9 @@ SPECS: tuple[Spec, ...] = (
          "A model older than this logs a warning every day.", lambda v: v > 0, group="model"),
     Spec("BLOCK_ENTRIES_ON_STALE_MODEL", "block_entries_on_stale_model", "false", _bool, "true or false",
          "Also block new entries while the model is older than MAX_MODEL_AGE_DAYS.", group="model"),
+    Spec("JOURNAL_PATH", "journal_path", "journal.sqlite", _text, "a file path",
+         "The trade journal (SQLite) of live and paper runs; backtests keep theirs in the report folder.",
+         group="files"),
     Spec("REPORTS_DIR", "reports_dir", "reports", _text, "a folder path",
          "Where backtests write their report folders.", group="files"),
     Spec("LOG_LEVEL", "log_level", "INFO", lambda s: s.strip().upper(), "DEBUG, INFO, WARNING or ERROR",
@@ -237,6 +310,33 @@ class Settings:
     enable_leveraged_hedge: bool
     hedge_tech_share: float
     max_inverse_allocation: float
+    risk_enabled: bool
+    daily_loss_limit_pct: float
+    weekly_loss_limit_pct: float
+    circuit_breaker_pct: float
+    circuit_breaker_hours: float
+    recent_peak_days: int
+    losing_streak: int
+    recovery_drawdown_pct: float
+    max_positions: int
+    max_gross_exposure_pct: float
+    max_orders_per_iteration: int
+    stale_bars: int
+    equity_jump_pct: float
+    kill_switch_file: str
+    flatten_on_halt: bool
+    risk_per_trade_pct: float
+    stop_mode: str
+    atr_stop_mult: float
+    atr_target_mult: float
+    kelly_fraction: float
+    kelly_min_trades: int
+    breakeven_at_r: float
+    partial_at_r: float
+    trail_after_r: float
+    trail_atr_mult: float
+    time_exit_hours: float
+    journal_path: str
     universe: tuple[str, ...]
     bellwethers: tuple[str, ...]
     inverse_etfs: dict[str, str] = field(hash=False)
@@ -349,6 +449,8 @@ def _cross_field_errors(v: dict[str, Any]) -> list[str]:
     if v["near_stop_warning_pct"] >= v["stop_loss_pct"]:
         errs.append(f"NEAR_STOP_WARNING_PCT={v['near_stop_warning_pct']} must be below "
                     f"STOP_LOSS_PCT={v['stop_loss_pct']}.")
+    if v["atr_target_mult"] <= v["atr_stop_mult"]:
+        errs.append(f"ATR_TARGET_MULT={v['atr_target_mult']} must be above ATR_STOP_MULT={v['atr_stop_mult']}.")
     inverse = set(v["inverse_etfs"].values())
     clash = sorted(inverse & set(v["universe"]))
     if clash:
@@ -377,7 +479,8 @@ def render_env_example() -> str:
         "# the value shown is the default. Generated from trading/settings.py (python -m trading.settings).",
     ]
     group = None
-    titles = {"strategy": "Strategy", "model": "Meta-model", "files": "Files and logging",
+    titles = {"strategy": "Strategy", "risk": "Risk controls, sizing and exit policy", "model": "Meta-model",
+              "files": "Files and logging",
               "broker": "Alpaca account (secrets: .env only)"}
     for s in SPECS:
         if s.group != group:

@@ -85,7 +85,7 @@ class Snapshot:
 
     def __post_init__(self) -> None:
         # plain dicts for the per-symbol lookups the planners make many times per iteration
-        for col in ("close", "rsi"):
+        for col in ("close", "rsi", "atr", "high", "low"):
             values = self.market[col].to_dict() if col in self.market else {}
             object.__setattr__(self, f"_{col}", {k: float(v) for k, v in values.items()})
 
@@ -95,6 +95,13 @@ class Snapshot:
 
     def rsi(self, symbol: str) -> float:
         return self._rsi.get(symbol, math.nan)
+
+    def atr(self, symbol: str) -> float:
+        return self._atr.get(symbol, math.nan)
+
+    def bar_range(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(high, low) of each symbol's last completed bar."""
+        return self._high, self._low
 
     def value(self, symbol: str) -> float:
         h = self.holdings.get(symbol)

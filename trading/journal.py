@@ -1,0 +1,186 @@
+"""The trade journal: every decision, order, fill, open trade and closed trade, in SQLite.
+
+WAL mode, and every write is one transaction (`with self.conn:`), so a crash at any point leaves the
+file consistent: a decision batch, an order with its response, or a trade's close is either all
+there or not there. The journal is the source for performance reports (trading/performance.py), for
+the risk controller's state across restarts, and (live) for matching broker orders to decisions by
+client order id. `:memory:` gives a throwaway journal for tests.
+"""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY, time TEXT, step TEXT, symbol TEXT, action TEXT, level TEXT, reason TEXT,
+    confidence REAL, source TEXT, gate TEXT, verdict TEXT, order_ids TEXT);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY, time TEXT, client_order_id TEXT UNIQUE, broker_order_id TEXT, symbol TEXT,
+    side TEXT, order_type TEXT, order_class TEXT, qty REAL, limit_price REAL, stop_price REAL, intent TEXT,
+    role TEXT, request TEXT, response TEXT, status TEXT);
+CREATE TABLE IF NOT EXISTS fills (
+    id INTEGER PRIMARY KEY, time TEXT, broker_order_id TEXT, symbol TEXT, side TEXT, qty REAL, price REAL,
+    role TEXT);
+CREATE TABLE IF NOT EXISTS open_trades (
+    symbol TEXT PRIMARY KEY, state TEXT);
+CREATE TABLE IF NOT EXISTS closed_trades (
+    id INTEGER PRIMARY KEY, symbol TEXT, kind TEXT, qty REAL, entry_time TEXT, entry_price REAL,
+    exit_time TEXT, exit_price REAL, exit_reason TEXT, pnl_usd REAL, return_pct REAL, r_multiple REAL,
+    mfe_r REAL, mae_r REAL, hedged INTEGER);
+CREATE TABLE IF NOT EXISTS equity (
+    time TEXT PRIMARY KEY, portfolio_value REAL, cash REAL, long_value REAL, inverse_value REAL,
+    positions INTEGER, risk_mode TEXT);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY, value TEXT, updated TEXT);
+"""
+
+
+def _t(x) -> str | None:
+    if x is None:
+        return None
+    return x.isoformat() if hasattr(x, "isoformat") else str(x)
+
+
+class Journal:
+    def __init__(self, path: str | Path = ":memory:"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.executescript(SCHEMA)
+        self._lock = threading.RLock()  # live fills arrive on Lumibot's callback thread
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _tx(self):
+        """A transaction (BEGIN ... COMMIT, ROLLBACK on error)."""
+        return _Transaction(self.conn, self._lock)
+
+    # ------------------------------------------------------------------ writes
+    def record_iteration(self, now: datetime, decisions: Iterable[dict], sample: dict | None) -> None:
+        with self._tx():
+            self.conn.executemany(
+                "INSERT INTO decisions (time, step, symbol, action, level, reason, confidence, source, gate, verdict,"
+                " order_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(_t(now), d.get("step"), d.get("symbol"), d.get("action"), d.get("level"), d.get("reason"),
+                  d.get("confidence"), d.get("source"), d.get("gate"), d.get("verdict"), d.get("order_ids"))
+                 for d in decisions])
+            if sample is not None:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO equity VALUES (?,?,?,?,?,?,?)",
+                    (_t(sample["time"]), sample["portfolio_value"], sample["cash"], sample["long_value"],
+                     sample["inverse_value"], sample["positions"], sample.get("risk_mode")))
+
+    def record_order(self, now: datetime, *, client_order_id: str, symbol: str, side: str, order_type: str,
+                     order_class: str, qty: float, intent: str, role: str, limit_price: float | None = None,
+                     stop_price: float | None = None, request: dict | None = None, broker_order_id: str | None = None,
+                     response: object = None, status: str = "submitted") -> None:
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO orders (time, client_order_id, broker_order_id, symbol, side, order_type, order_class, "
+                "qty, limit_price, stop_price, intent, role, request, response, status) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(client_order_id) DO UPDATE SET "
+                "broker_order_id=excluded.broker_order_id, response=excluded.response, status=excluded.status",
+                (_t(now), client_order_id, broker_order_id, symbol, side, order_type, order_class, qty, limit_price,
+                 stop_price, intent, role, json.dumps(request, default=str) if request is not None else None,
+                 json.dumps(response, default=str) if response is not None else None, status))
+
+    def update_order(self, client_order_id: str, **fields) -> None:
+        if not fields:
+            return
+        cols = ", ".join(f"{k}=?" for k in fields)
+        values = [json.dumps(v, default=str) if k in ("response", "request") and v is not None else v
+                  for k, v in fields.items()]
+        with self._tx():
+            self.conn.execute(f"UPDATE orders SET {cols} WHERE client_order_id=?", (*values, client_order_id))
+
+    def record_fill(self, now: datetime, broker_order_id: str, symbol: str, side: str, qty: float, price: float,
+                    role: str, closed: Iterable[dict] = (), open_trades: dict[str, dict] | None = None) -> None:
+        """A fill, the trades it closed and the open-trade states it changed, in one transaction."""
+        with self._tx():
+            self.conn.execute("INSERT INTO fills (time, broker_order_id, symbol, side, qty, price, role) "
+                              "VALUES (?,?,?,?,?,?,?)", (_t(now), broker_order_id, symbol, side, qty, price, role))
+            self._write_closed(closed)
+            self._write_open(open_trades or {})
+
+    def save_open_trades(self, open_trades: dict[str, dict | None]) -> None:
+        with self._tx():
+            self._write_open(open_trades)
+
+    def _write_closed(self, closed: Iterable[dict]) -> None:
+        self.conn.executemany(
+            "INSERT INTO closed_trades (symbol, kind, qty, entry_time, entry_price, exit_time, exit_price, "
+            "exit_reason, pnl_usd, return_pct, r_multiple, mfe_r, mae_r, hedged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(c["symbol"], c["kind"], c["qty"], _t(c["entry_time"]), c["entry_price"], _t(c["exit_time"]),
+              c["exit_price"], c["exit_reason"], c["pnl_usd"], c["return_pct"], c.get("r_multiple"),
+              c.get("mfe_r"), c.get("mae_r"), int(bool(c.get("hedged")))) for c in closed])
+
+    def _write_open(self, open_trades: dict[str, dict | None]) -> None:
+        for sym, state in open_trades.items():
+            if state is None:
+                self.conn.execute("DELETE FROM open_trades WHERE symbol=?", (sym,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO open_trades VALUES (?,?)",
+                                  (sym, json.dumps(state, default=_t)))
+
+    def set_state(self, key: str, value: dict, now: datetime | None = None) -> None:
+        with self._tx():
+            self.conn.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)",
+                              (key, json.dumps(value, default=_t), _t(now or datetime.now())))
+
+    # ------------------------------------------------------------------ reads
+    def get_state(self, key: str) -> dict | None:
+        row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def open_trades(self) -> dict[str, dict]:
+        return {sym: json.loads(state) for sym, state in self.conn.execute("SELECT symbol, state FROM open_trades")}
+
+    def order_by_client_id(self, client_order_id: str) -> dict | None:
+        cur = self.conn.execute("SELECT * FROM orders WHERE client_order_id=?", (client_order_id,))
+        row = cur.fetchone()
+        return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+
+    def frame(self, table: str) -> pd.DataFrame:
+        if table not in ("decisions", "orders", "fills", "closed_trades", "equity"):
+            raise ValueError(table)
+        return pd.read_sql_query(f"SELECT * FROM {table} ORDER BY rowid", self.conn)
+
+    def r_multiples(self, limit: int = 200) -> list[float]:
+        """R multiples of the most recent closed entry trades (hedges excluded), for the Kelly estimate."""
+        rows = self.conn.execute("SELECT r_multiple FROM closed_trades WHERE kind != 'hedge' AND r_multiple IS NOT "
+                                 "NULL ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in rows]
+
+    def recent_results(self, n: int) -> list[float]:
+        """P&L of the last `n` closed trades, oldest first (entries only; hedges do not make a streak)."""
+        rows = self.conn.execute("SELECT pnl_usd FROM closed_trades WHERE kind != 'hedge' ORDER BY id DESC LIMIT ?",
+                                 (n,)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock):
+        self.conn, self.lock = conn, lock
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.conn.execute("BEGIN")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+        return False

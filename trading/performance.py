@@ -1,0 +1,99 @@
+"""Performance from the journal: per strategy step, per exit reason, and what the gates blocked.
+
+Closed trades give win rate, profit factor, average R, expectancy and P&L; the equity samples give
+Sharpe, max drawdown and time in market. The same tables serve the backtest summary and
+`python live_trader.py report` / `python check_positions_now.py --history` for live runs.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+BLOCKED_ACTIONS = ("skip", "denied", "blocked")
+EXIT_ORDER = ("take_profit", "partial", "trailing", "breakeven", "stop", "software_stop", "time", "trim",
+              "hedge_unwind", "manual")
+
+
+def trade_stats(trades: pd.DataFrame) -> dict:
+    n = len(trades)
+    if not n:
+        return {"trades": 0, "win_rate": math.nan, "profit_factor": math.nan, "avg_r": math.nan,
+                "expectancy_usd": math.nan, "pnl_usd": 0.0}
+    wins, losses = trades[trades["pnl_usd"] > 0], trades[trades["pnl_usd"] < 0]
+    gross_loss = -losses["pnl_usd"].sum()
+    return {"trades": n, "win_rate": len(wins) / n,
+            "profit_factor": wins["pnl_usd"].sum() / gross_loss if gross_loss > 0 else math.inf,
+            "avg_r": float(pd.to_numeric(trades["r_multiple"], errors="coerce").mean()),
+            "expectancy_usd": float(trades["pnl_usd"].mean()), "pnl_usd": float(trades["pnl_usd"].sum())}
+
+
+def equity_stats(equity: pd.DataFrame) -> dict:
+    if equity.empty:
+        return {"sharpe": math.nan, "max_drawdown": math.nan, "time_in_market": math.nan}
+    e = equity.copy()
+    e["time"] = pd.to_datetime(e["time"], utc=True)
+    v = e.set_index("time")["portfolio_value"].astype(float)
+    daily = v.groupby(v.index.date).last()
+    rets = daily.pct_change().dropna()
+    sharpe = float(rets.mean() / rets.std() * np.sqrt(252)) if len(rets) > 1 and rets.std() > 0 else math.nan
+    return {"sharpe": sharpe, "max_drawdown": float((v / v.cummax() - 1).min()),
+            "time_in_market": float((e["positions"] > 0).mean()),
+            "hedge_time_in_market": float((e["inverse_value"] > 0).mean())}
+
+
+def tables(journal) -> dict:
+    closed = journal.frame("closed_trades")
+    step = closed["kind"].map(lambda k: "hedges" if k == "hedge" else "entries") if len(closed) else closed["kind"]
+    per_step = {name: trade_stats(closed[step == name]) for name in ("entries", "hedges")}
+    reasons = sorted(set(closed["exit_reason"]), key=lambda r: EXIT_ORDER.index(r) if r in EXIT_ORDER else 99)
+    per_reason = {r: trade_stats(closed[closed["exit_reason"] == r]) for r in reasons}
+    return {"overall": {**trade_stats(closed), **equity_stats(journal.frame("equity"))}, "per_step": per_step,
+            "per_exit_reason": per_reason, "blocked_by_gate": blocked_by_gate(journal.frame("decisions")),
+            "risk_events": risk_events(journal.frame("decisions"))}
+
+
+def blocked_by_gate(decisions: pd.DataFrame) -> dict[str, int]:
+    """Entries (and hedges) that a gate stopped or shrank: confidence, cash, exposure, concurrency,
+    circuit breaker, loss limits, stale data, losing streak and recovery (resized)."""
+    if decisions.empty or "gate" not in decisions:
+        return {}
+    d = decisions[decisions["gate"].notna() & decisions["action"].isin((*BLOCKED_ACTIONS, "enter", "hedge"))]
+    counts = d.groupby("gate").size().sort_values(ascending=False)
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def risk_events(decisions: pd.DataFrame) -> dict[str, int]:
+    if decisions.empty:
+        return {}
+    d = decisions[(decisions["step"] == "risk") & decisions["action"].isin(("reducing", "halted"))]
+    return {str(k): int(v) for k, v in d.groupby("gate").size().items()} if "gate" in d else {}
+
+
+def render(t: dict, equity: bool = True) -> str:
+    def f(x, spec):
+        return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+    def rows(title: str, block: dict) -> list[str]:
+        head = f"{title:<16} {'trades':>6} {'win':>5} {'PF':>6} {'avg R':>6} {'$/trade':>9} {'P&L':>10}"
+        out = [head, "-" * len(head)]
+        for name, s in block.items():
+            out.append(f"{name:<16} {s['trades']:>6} {f(s['win_rate'], '.0%'):>5} {f(s['profit_factor'], '.2f'):>6} "
+                       f"{f(s['avg_r'], '+.2f'):>6} {f(s['expectancy_usd'], ',.0f'):>9} {f(s['pnl_usd'], ',.0f'):>10}")
+        return out
+
+    o = t["overall"]
+    head = (f"Journal: {o['trades']} closed trades, win rate {f(o['win_rate'], '.0%')}, profit factor "
+            f"{f(o['profit_factor'], '.2f')}, average {f(o['avg_r'], '+.2f')}R, expectancy "
+            f"${f(o['expectancy_usd'], ',.0f')}/trade")
+    if equity:
+        head += (f", Sharpe {f(o.get('sharpe'), '.2f')}, max drawdown {f(o.get('max_drawdown'), '.1%')}, "
+                 f"time in market {f(o.get('time_in_market'), '.0%')}")
+    lines = [head, ""]
+    lines += rows("step", t["per_step"]) + [""] + rows("exit reason", t["per_exit_reason"])
+    if t["blocked_by_gate"]:
+        lines += ["", "Entries blocked or shrunk, per gate: "
+                  + ", ".join(f"{g} {n}" for g, n in t["blocked_by_gate"].items())]
+    if t["risk_events"]:
+        lines += ["Risk events: " + ", ".join(f"{g} tripped {n}x" for g, n in t["risk_events"].items())]
+    return "\n".join(lines)
