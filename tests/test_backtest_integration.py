@@ -113,3 +113,16 @@ def test_secrets_reach_no_report_file(q1):
         if path.is_file():
             text = path.read_bytes().decode("utf-8", errors="ignore")
             assert KEY not in text and SECRET not in text, path.name
+
+
+def test_moved_stops_fill_at_their_new_level_and_the_journal_matches(q1):
+    run, *_ = q1
+    from trading.journal import Journal
+
+    closed = Journal(run.out_dir / "journal.sqlite").frame("closed_trades")
+    assert len(closed) == len(run.strategy.ledger.trades)
+    be = closed[closed["exit_reason"] == "breakeven"]
+    assert len(be) >= 1, "the exit policy moved a stop to breakeven and it was hit"
+    assert ((be["exit_price"] / be["entry_price"] - 1).round(4) >= 0.0).mean() >= 0.5, "at entry + 0.1%, gaps aside"
+    reasons = set(closed["exit_reason"])
+    assert {"time", "partial"} & reasons

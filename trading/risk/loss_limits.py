@@ -5,13 +5,14 @@ from datetime import datetime, timedelta
 from trading.risk.equity import EquityTracker
 from trading.risk.verdict import Hold, Mode
 
+EPS = 1e-9  # "reaches the limit" includes exactly at it, despite float division
 
 def daily_loss(now: datetime, eq: EquityTracker, limit_pct: float) -> Hold | None:
     """REDUCING until the next day when the day's loss reaches the limit."""
     if limit_pct <= 0 or not eq.day_start or eq.confirmed is None:
         return None
     loss = 1 - eq.confirmed / eq.day_start
-    if loss < limit_pct:
+    if loss < limit_pct - EPS:
         return None
     until = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=now.tzinfo)
     return Hold(Mode.REDUCING, "daily_loss", f"down {loss:.1%} today (limit {limit_pct:.0%})", until)
@@ -22,7 +23,7 @@ def weekly_loss(now: datetime, eq: EquityTracker, limit_pct: float) -> Hold | No
     if limit_pct <= 0 or not eq.week_start or eq.confirmed is None:
         return None
     loss = 1 - eq.confirmed / eq.week_start
-    if loss < limit_pct:
+    if loss < limit_pct - EPS:
         return None
     monday = now.date() + timedelta(days=7 - now.weekday())
     until = datetime.combine(monday, datetime.min.time(), tzinfo=now.tzinfo)

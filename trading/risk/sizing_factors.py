@@ -1,6 +1,7 @@
 """Size factors: a losing streak and recovery mode each halve new entries until they end."""
 
 from trading.risk.equity import EquityTracker
+from trading.risk.loss_limits import EPS
 from trading.risk.verdict import Verdict
 
 FACTOR = 0.5
@@ -18,6 +19,6 @@ def recovery(eq: EquityTracker, drawdown_pct: float) -> Verdict:
     if drawdown_pct <= 0 or not eq.peak or eq.confirmed is None:
         return Verdict.allow()
     dd = 1 - eq.confirmed / eq.peak
-    if dd <= drawdown_pct:
+    if dd <= drawdown_pct + EPS:  # "exceeds": exactly at the threshold is not yet recovery mode
         return Verdict.allow()
     return Verdict.resize("recovery", f"{dd:.1%} below the peak (recovery mode above {drawdown_pct:.0%})", FACTOR)

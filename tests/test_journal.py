@@ -1,0 +1,76 @@
+"""The journal survives a crash at any point: transactions, WAL, and a writer killed mid-stream."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import pytest
+
+from tests.conftest import ROOT
+from trading.journal import Journal
+
+WRITER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from datetime import datetime, timedelta
+from trading.journal import Journal
+j = Journal(sys.argv[1])
+t = datetime(2024, 1, 2, 9, 30)
+for k in range(100000):
+    closed = [{"symbol": "A", "kind": "entry", "qty": 1, "entry_time": t, "entry_price": 10.0, "exit_time": t,
+               "exit_price": 11.0, "exit_reason": "take_profit", "pnl_usd": 1.0, "return_pct": 0.1}]
+    j.record_fill(t, f"o{k}", "A", "sell", 1, 11.0, "target", closed, {"A": {"n": k}})
+    j.record_iteration(t, [{"step": "entry", "action": "enter", "reason": "x"}] * 3, None)
+    if k == 50:
+        print("ready", flush=True)
+"""
+
+
+def test_a_failed_transaction_leaves_nothing():
+    j = Journal()
+    with pytest.raises(ZeroDivisionError), j._tx():
+        j.conn.execute("INSERT INTO fills (symbol) VALUES ('A')")
+        1 / 0  # noqa: B018
+    assert j.frame("fills").empty
+    assert j.conn.execute("PRAGMA journal_mode").fetchone()[0] == "memory"
+    disk = Journal(":memory:")
+    assert disk.frame("orders").empty
+
+
+def test_wal_mode_on_disk(tmp_path):
+    assert Journal(tmp_path / "j.sqlite").conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.13, 0.31])
+def test_killed_writer_leaves_a_consistent_journal(tmp_path, delay):
+    path = tmp_path / "j.sqlite"
+    p = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(ROOT)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    fills = conn.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+    closed = conn.execute("SELECT COUNT(*) FROM closed_trades").fetchone()[0]
+    assert fills > 50 and fills == closed, "a fill and the trade it closed are written together or not at all"
+    last_state = Journal(path).open_trades()["A"]["n"]
+    assert last_state == fills - 1, "the open-trade state matches the last fill"
+    decisions = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    assert decisions % 3 == 0, "an iteration's decisions are all there or none"
+
+
+def test_state_and_orders_round_trip(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    j.record_order(datetime(2024, 1, 2), client_order_id="cid-1", symbol="A", side="buy", order_type="market",
+                   order_class="bracket", qty=10, intent="enter", role="entry", request={"qty": 10})
+    j.update_order("cid-1", broker_order_id="b-1", status="new")
+    j.set_state("risk", {"holds": [1]})
+    j.close()
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.order_by_client_id("cid-1")["broker_order_id"] == "b-1"
+    assert j.get_state("risk") == {"holds": [1]}
