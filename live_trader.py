@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the built-in market")
     p.add_argument("--out", type=Path, default=None, help="folder for report folders (default REPORTS_DIR)")
     p.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default .env)")
+    p.add_argument("--dry-run", action="store_true", help="live: decide, log and journal everything, send nothing")
+    p.add_argument("--live", action="store_true", help="trade real money (also needs ALPACA_PAPER=false)")
+    p.add_argument("--yes", action="store_true", help="with --live: skip the typed confirmation")
     p.add_argument("--verbose", action="store_true", help="print every decision line during a backtest")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -168,8 +171,27 @@ def run_live_command(args) -> int:
             "no Alpaca keys. To trade the paper account, copy .env.example to .env and set ALPACA_API_KEY and "
             "ALPACA_API_SECRET (paper keys from https://app.alpaca.markets). To run offline instead: "
             "python live_trader.py --strategy combined --backtest")
-    raise UsageError("live trading is not available in this version yet; run --backtest (see README, 'Going live')")
+    lumibot_env.prepare(backtesting=False)
+    from broker.launcher import LaunchError, banner, connect, money_gate, run
+    from models.meta_model import load_confidence
+    from utils import logging_setup
+
+    try:
+        scorer = load_confidence(settings)  # an untrusted model file stops here, before any order
+        gateway, account = connect(settings)
+        print(banner(settings, account, args.dry_run), flush=True)
+        money_gate(settings, args.live, args.yes, account)
+    except LaunchError as exc:
+        raise UsageError(str(exc)) from None
+    logging_setup.configure(settings.log_level, console=True, logfile=Path("logs") / "trader.log")
+    try:
+        return run(settings, gateway, scorer, args.dry_run)
+    finally:
+        logging_setup.close()
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends quietly, like any Unix tool
     sys.exit(main())

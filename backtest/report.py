@@ -9,6 +9,8 @@ Files in the run's folder:
   tearsheet.html               Lumibot's QuantStats tearsheet (benchmark: SPY from the same data)
   lumibot_trade_events.csv     Lumibot's own trade-event export
   settings.json                the settings and data source used
+  journal.sqlite               the trade journal of the run (python live_trader.py report --journal ...)
+  final_state.json             positions and protection at the end (check_positions_now.py shows it offline)
 """
 
 import json
@@ -21,6 +23,7 @@ import pandas as pd
 from backtest.metrics import buy_and_hold, equity_metrics, safe, time_in_market
 from backtest.runner import BacktestRun
 from trading import performance
+from trading.positions_view import position_rows, to_json
 
 logger = logging.getLogger("trader.backtest")
 
@@ -167,6 +170,10 @@ def write_report(run: BacktestRun, summary: dict, table: str) -> list[Path]:
     st.ledger.trades_frame(mark=mark, at=last).to_csv(out / "trades.csv", index=False)
     st.ledger.fills_frame().to_csv(out / "fills.csv", index=False)
     written += [out / "trades.csv", out / "fills.csv"]
+    final = st.snapshot_from_lumibot(st.get_datetime())
+    rows, totals = position_rows(final, run.settings)
+    put("final_state.json", to_json(rows, totals, f"{run.market.source}, end of the backtest {summary['window'][1]}",
+                                    simulated=True))
     put("settings.json", json.dumps({"settings": run.settings.public_dict(), "data": run.market.source,
                                      "config": {k: str(v) for k, v in vars(run.config).items()}}, indent=2,
                                     default=_json_default))

@@ -1,47 +1,61 @@
-"""CombinedStrategy: the Lumibot subclass. It only wires: gather a snapshot, plan, execute, record.
+"""CombinedStrategy: the Lumibot subclass. It only wires: gather a snapshot, plan, review, execute, record.
 
-All decisions are plain functions in `trading/` (protect, trim, hedge, enter) over the snapshot.
-Parameters (passed by the runner or the live launcher):
+All decisions are plain functions in `trading/` (protect, exit policy, trim, hedge, enter) over the
+snapshot, reviewed by the risk controller; the venue (strategies/venues.py) says where the snapshot
+comes from and how orders are confirmed: Lumibot's backtester, or Alpaca through Lumibot's broker.
+Parameters (passed by the backtest runner or the live launcher):
   settings        trading.settings.Settings (required)
-  indicator_book  an IndicatorBook computed once per series (backtests); None live -> rolling window
+  indicator_book  an IndicatorBook computed once per series (backtests)
   bar_period      bar length of the data (pandas Timedelta); default one hour
   scorer          a ConfidenceModel; default the rule-based score
   cost_basis      {symbol: price} for starting positions whose cost the broker does not know
-  journal         a trading.journal.Journal (default: one at JOURNAL_PATH)
+  journal / journal_path   the trade journal (default: JOURNAL_PATH)
+  gateway         a broker.gateway.AlpacaGateway: trade live through Alpaca (else the backtester)
+  dry_run         live only: decide, log and journal everything, send nothing
 """
 
 import logging
 import math
-import time
+import threading
 
 import pandas as pd
 from lumibot.entities import Asset
 from lumibot.entities import Order as LumiOrder
 from lumibot.strategies import Strategy
 
+from broker.errors import BrokerUnavailable
+from broker.fills import FillWatcher
+from broker.reconcile import reconcile
+from broker.snapshot import session_now
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
 from models.meta_model import MetaModel
+from strategies.venues import AlpacaVenue, BacktestVenue, floor_time
 from trading.confidence import RuleConfidence
 from trading.decision_log import DecisionLog
-from trading.indicators import MIN_HISTORY_BARS, IndicatorBook, completed_bars, market_frames
-from trading.intents import Intent, IntentKind
+from trading.indicators import MIN_HISTORY_BARS, IndicatorBook
+from trading.intents import Decision, Intent, IntentKind, Step
 from trading.journal import Journal
 from trading.ledger import Fill, Ledger
-from trading.orders import BracketOrder, LimitOrder, MarketOrder, OcoOrder, StopUpdate
+from trading.orders import (
+    BracketOrder,
+    LimitOrder,
+    MarketOrder,
+    OcoOrder,
+    Refusal,
+    StopUpdate,
+    build_oco,
+    request_fields,
+    role_from_client_id,
+    to_tick,
+)
 from trading.planner import plan_iteration
 from trading.risk import build_risk
-from trading.settings import Settings
+from trading.settings import Settings, sleeptime_minutes
 from trading.sizing import kelly_risk_cap
 from trading.snapshot import Holding, OpenOrder, Snapshot
 
 logger = logging.getLogger("trader.strategy")
-
-ROLE_OF_KIND = {IntentKind.PROTECT: "protect", IntentKind.EXIT: "exit", IntentKind.TRIM: "trim",
-                IntentKind.HEDGE: "hedge", IntentKind.UNHEDGE: "unhedge", IntentKind.ENTER: "entry",
-                IntentKind.PARTIAL: "partial", IntentKind.TIME_EXIT: "time-exit", IntentKind.FLATTEN: "flatten",
-                IntentKind.MOVE_STOP: "protect", IntentKind.CANCEL: "cancel"}
-REPROTECTING = (IntentKind.TRIM, IntentKind.PARTIAL)  # their OCO re-protects what they keep
-CANCEL_WAIT_SECONDS = 10.0
+STRATEGY_ID = "combined"
 
 
 class CombinedStrategy(Strategy):
@@ -61,31 +75,59 @@ class CombinedStrategy(Strategy):
         self.ledger = Ledger(journal=self.journal, hedged=self._hedged_now)
         restored = self.ledger.restore()
         self.risk = build_risk(self.settings, self.journal, self.bar_period)
-        self.symbols = self.settings.all_symbols(benchmarks=())
+        self.session = "regular"
         self.iterations = 0
+        self.stopping = False  # set on shutdown: finish the intent in hand, start no other
+        self._exec_lock = threading.Lock()  # shutdown waits for the intent in hand to finish
         self._last_snapshot: Snapshot | None = None
         self._kelly_note = ""
+        self._closed_noted = False
         now = self.get_datetime()
+        gateway = p.get("gateway")
+        if gateway is None:
+            self.venue = BacktestVenue(self)
+        else:
+            history = FEATURE_HISTORY_BARS if self.features else MIN_HISTORY_BARS
+            self.venue = AlpacaVenue(self, gateway, FillWatcher(self.journal), bool(p.get("dry_run")), history)
         self.decision_log.note(now, "plan", f"CombinedStrategy starts: every {self.sleeptime}, confidence from "
                                f"{self.scorer.describe()}; risk {self.risk.describe()}"
-                               + (f"; {restored} open trade(s) restored from the journal" if restored else ""))
+                               + (f"; {restored} open trade(s) restored from the journal" if restored else "")
+                               + ("; DRY RUN: nothing is sent" if p.get("dry_run") else ""))
+        if gateway is not None:
+            self._reconcile(now)
         for sym, cost in self.cost_basis.items():
             pos = self.get_position(sym)
             if pos is not None and float(pos.quantity) > 0 and sym not in self.ledger.open_trades():
                 self.ledger.open_lot(sym, float(pos.quantity), cost, now, "legacy")
 
+    def _reconcile(self, now) -> None:
+        try:
+            lines = reconcile(self.venue.gw, self.journal, self.ledger, self.venue.watcher, now)
+        except BrokerUnavailable as exc:
+            lines = [f"start-up reconciliation postponed: {exc}"]
+        for line in lines:
+            self.decision_log.note(now, "plan", line)
+
     # ------------------------------------------------------------------ the iteration
     def on_trading_iteration(self) -> None:
         s = self.settings
-        snap = self.gather_snapshot()
+        now = self.get_datetime()
+        try:
+            snap = self._live_snapshot(now) if self.venue.live else self.venue.snapshot(now)
+        except BrokerUnavailable as exc:
+            self.decision_log.note(now, "plan", f"broker unreachable, skipping this iteration: {exc}", "warning")
+            return
+        if snap is None:
+            return
         self._last_snapshot = snap
         highs, lows = snap.bar_range()
         self.ledger.mark(highs, lows, hours=min(self.bar_period / pd.Timedelta(hours=1), 6.5))
         notes = self.risk.observe(snap, self.journal.recent_results(max(s.losing_streak, 1)))
         kelly_cap, kelly_note = kelly_risk_cap(self.journal.r_multiples(), s, snap.portfolio_value)
         flatten = self.risk.flatten_pending
-        plan = plan_iteration(snap, s, self.scorer, strategy_name="combined", trades=self.ledger.open_trades(),
-                              kelly_cap_usd=kelly_cap, mode=self.risk.mode, flatten=flatten)
+        slot = floor_time(now, sleeptime_minutes(self.sleeptime)) if self.venue.live else None
+        plan = plan_iteration(snap, s, self.scorer, strategy_name=STRATEGY_ID, trades=self.ledger.open_trades(),
+                              kelly_cap_usd=kelly_cap, mode=self.risk.mode, flatten=flatten, id_time=slot)
         decisions = notes + self.risk.review(plan.decisions, snap)
         inverse = sum(snap.value(x) for x in snap.holdings if x in s.inverse_symbols)
         long = sum(snap.value(x) for x in snap.holdings if x not in s.inverse_symbols)
@@ -98,20 +140,42 @@ class CombinedStrategy(Strategy):
         self.decision_log.record_iteration(snap.now, decisions, sample, kelly_note)
         self.ledger.sample(**sample)
         for d in decisions:
+            if self.stopping:
+                self.decision_log.note(now, "plan", "shutting down: the remaining intents are not started")
+                break
             if d.intent is not None:
-                self.execute(d.intent, snap)
+                try:
+                    with self._exec_lock:
+                        self.execute(d.intent, snap)
+                except BrokerUnavailable as exc:
+                    self.decision_log.note(now, d.step.value, f"{d.symbol}: broker unreachable mid-intent ({exc}); "
+                                           "the next iteration re-checks protection", "warning")
+                    break
         if flatten:
             self.risk.flatten_done()
         self.ledger.persist_marks()
         self.iterations += 1
 
+    def _live_snapshot(self, now) -> Snapshot | None:
+        gw = self.venue.gw
+        self.session = session_now(gw.clock(), now, self.settings.enable_extended_hours)
+        if self.session is None:
+            if not self._closed_noted:
+                self.decision_log.note(now, "plan", "market closed (Alpaca clock): nothing to do until it opens")
+                self._closed_noted = True
+            return None
+        self._closed_noted = False
+        for line in self.venue.sync_fills(now):
+            self.decision_log.note(now, "plan", f"fill: {line}")
+        return self.venue.snapshot(now)
+
     def _hedged_now(self) -> bool:
         snap = self._last_snapshot
         return bool(snap and any(x in self.settings.inverse_symbols for x in snap.holdings))
 
-    def gather_snapshot(self) -> Snapshot:
-        now = self.get_datetime()
-        market = self._market(now)
+    # ------------------------------------------------------------------ the backtest snapshot
+    def snapshot_from_lumibot(self, now) -> Snapshot:
+        market = self.book.as_of(now)
         holdings = {}
         for pos in self.get_positions():
             sym = pos.asset.symbol
@@ -120,7 +184,7 @@ class CombinedStrategy(Strategy):
                 continue
             cost = pos.avg_fill_price if pos.avg_fill_price else self.cost_basis.get(sym)
             holdings[sym] = Holding(sym, qty, float(cost) if cost else None)
-        orders = tuple(o for o in (_open_order(x) for x in self._open_lumibot_orders()) if o is not None)
+        orders = tuple(o for o in (_open_order(x) for x in self.open_lumibot_orders()) if o is not None)
         notes = tuple(f"{sym}: held but no price data" for sym in holdings if sym not in market.index)
         missing = [s for s in holdings if s not in market.index]
         if missing:
@@ -129,61 +193,79 @@ class CombinedStrategy(Strategy):
         return Snapshot(now=now, cash=float(self.get_cash()), portfolio_value=float(self.get_portfolio_value()),
                         holdings=holdings, open_orders=orders, market=market, notes=notes)
 
-    def _market(self, now) -> pd.DataFrame:
-        if self.book is not None:
-            return self.book.as_of(now)
-        # live: one batched history request for all symbols, indicators over the rolling window
-        timestep = {pd.Timedelta(days=1): "day", pd.Timedelta(minutes=1): "minute"}.get(self.bar_period, "hour")
-        length = FEATURE_HISTORY_BARS if self.features else MIN_HISTORY_BARS
-        result = self.get_historical_prices_for_assets([Asset(s) for s in self.symbols], length, timestep)
-        frames = {}
-        for asset, bars in (result or {}).items():
-            if bars is not None and bars.df is not None and len(bars.df):
-                sym = asset.symbol if hasattr(asset, "symbol") else str(asset)
-                frames[sym] = completed_bars(bars.df, now, self.bar_period)
-        if not frames:
-            return pd.DataFrame(columns=["close", "rsi", "trend", "bar_time"], index=pd.Index([], name="symbol"))
-        book = IndicatorBook(market_frames(frames, self.settings.rsi_period, self.features), self.bar_period)
-        return book.as_of(now)
+    def open_lumibot_orders(self) -> list[LumiOrder]:
+        """Open orders only. Lumibot's broker keeps them in their own buckets; scanning every order ever
+        tracked (get_orders) grows with the run. A filled bracket parent stays "active" while its legs
+        rest, so filled and canceled orders are dropped: the legs are listed on their own."""
+        active = getattr(self.broker, "get_active_tracked_orders", None)
+        orders = active(strategy=self.name) if callable(active) else self.get_orders()
+        return [o for o in orders if o.is_active() and not o.is_filled() and not o.is_canceled()]
 
     # ------------------------------------------------------------------ execution
     def execute(self, intent: Intent, snap: Snapshot) -> None:
-        if intent.cancel_order_ids and not self._cancel(intent.cancel_order_ids):
-            self.decision_log.note(snap.now, intent.kind.value, f"{intent.symbol}: open legs not confirmed "
+        if intent.cancel_order_ids and not self.venue.cancel(intent.cancel_order_ids):
+            self.decision_log.note(snap.now, intent.kind.value, f"{intent.symbol}: its orders are not confirmed "
                                    "cancelled; the rest of this intent waits for the next iteration", "warning")
             return
-        role = ROLE_OF_KIND[intent.kind]
         for order in intent.orders:
-            if isinstance(order, StopUpdate):
-                if not self._move_stop(order, snap):
-                    return
-                continue
-            this_role = "protect" if intent.kind in REPROTECTING and isinstance(order, OcoOrder) else role
-            if isinstance(order, BracketOrder):
-                self.ledger.pending_levels[order.symbol] = (float(order.stop_loss), float(order.take_profit))
-            lumi = self._to_lumibot(order)
-            lumi.tag = order.client_order_id
-            request = _request(order)
+            request = request_fields(order)
+            role = self.role_for(order)
             self.journal.record_order(snap.now, client_order_id=order.client_order_id, symbol=order.symbol,
-                                      side=request["side"], order_type=request["type"],
-                                      order_class=request["order_class"], qty=float(order.qty),
-                                      limit_price=request.get("limit_price"), stop_price=request.get("stop_price"),
-                                      intent=intent.kind.value, role=this_role, request=request, status="sending")
-            submitted = self.submit_order(lumi)
-            if submitted is None:
-                self.journal.update_order(order.client_order_id, status="refused")
-                self.decision_log.note(snap.now, intent.kind.value,
-                                       f"{intent.symbol}: broker refused {order.client_order_id}", "warning")
+                                      side=request.get("side", "sell"), order_type=request.get("type", "replace"),
+                                      order_class=request.get("order_class", "replace"),
+                                      qty=float(getattr(order, "qty", 0) or 0), intent=intent.kind.value, role=role,
+                                      request=request, status="sending")
+            if isinstance(order, StopUpdate):
+                result = self.venue.move_stop(order)
+            else:
+                if isinstance(order, BracketOrder):
+                    self.ledger.pending_levels[order.symbol] = (float(order.stop_loss), float(order.take_profit))
+                lumi = self._to_lumibot(order)
+                lumi.tag = order.client_order_id
+                result = self.venue.submit(lumi, order)
+            self.journal.update_order(order.client_order_id, broker_order_id=result.broker_id,
+                                      status=result.status or ("submitted" if result.ok else "failed"),
+                                      response={"note": result.note} if result.note else None)
+            if result.status == "dry-run":
+                self.decision_log.note(snap.now, intent.kind.value, f"DRY RUN would send {request}")
+                continue
+            if not result.ok:
+                self.decision_log.note(snap.now, intent.kind.value, f"{order.symbol}: {order.client_order_id} "
+                                       f"{result.note}", "warning")
+                if intent.cancel_order_ids:  # its protection was cancelled: put it back now, not next hour
+                    self._reprotect(intent.symbol, snap)
                 return
-            self.journal.update_order(order.client_order_id, broker_order_id=submitted.identifier,
-                                      status=_enum_value(submitted.status) or "submitted")
-            self.ledger.register(submitted.identifier, this_role)
-            for child in submitted.child_orders or ():  # legs do not always carry their parent id on fills
-                self.ledger.register(child.identifier, "target" if _enum_value(child.order_type) == "limit" else "stop")
+            if result.note:
+                self.decision_log.note(snap.now, intent.kind.value, f"{order.symbol}: {result.note}")
+            if not self.venue.live and result.lumibot_order is not None:
+                self.ledger.register(result.broker_id, role)
+                for child in result.lumibot_order.child_orders or ():  # legs do not always carry their parent id
+                    self.ledger.register(child.identifier, "target" if _value(child.order_type) == "limit" else "stop")
             if isinstance(order, OcoOrder):
                 self._record_protection(order, snap)
         if intent.trade_update:
             self.ledger.update(intent.symbol, **intent.trade_update)
+
+    def role_for(self, order) -> str:
+        return role_from_client_id(order.client_order_id) or "unknown"
+
+    def _reprotect(self, symbol: str, snap: Snapshot) -> None:
+        """After a failed sale whose legs were already cancelled: an OCO for what is held, at the trade's
+        levels, so the position is not left without a stop until the next iteration."""
+        h = snap.holdings.get(symbol)
+        lot = self.ledger.open_trades().get(symbol)
+        if h is None or lot is None or lot.stop is None or lot.target is None:
+            return
+        oco = build_oco(symbol, h.qty, snap.price(symbol), to_tick(lot.stop), to_tick(lot.target),
+                        f"{STRATEGY_ID}-{symbol}-reprotect-{pd.Timestamp(snap.now):%Y%m%dT%H%M}-{self.iterations:04d}")
+        if isinstance(oco, Refusal):
+            self.decision_log.note(snap.now, "protect", f"{symbol}: cannot re-protect ({oco.reason}); step 1 "
+                                   "retries next iteration", "warning")
+            return
+        self.decision_log.record(snap.now, Decision(Step.PROTECT, symbol, "protect", "re-protect after a failed "
+                                                    f"order: OCO {oco.qty} sh, stop {oco.stop_loss}, target "
+                                                    f"{oco.take_profit}", Intent(IntentKind.PROTECT, symbol, (oco,))))
+        self.execute(Intent(IntentKind.PROTECT, symbol, (oco,)), snap)
 
     def _record_protection(self, oco: OcoOrder, snap: Snapshot) -> None:
         """The open trade learns its protective levels; a position the bot did not open is adopted."""
@@ -194,42 +276,6 @@ class CombinedStrategy(Strategy):
         if h is not None:
             entry = h.avg_entry_price or snap.price(oco.symbol)
             self.ledger.adopt(oco.symbol, h.qty, entry, snap.now, float(oco.stop_loss), float(oco.take_profit))
-
-    def _move_stop(self, update: StopUpdate, snap: Snapshot) -> bool:
-        target = next((o for o in self._open_lumibot_orders() if o.identifier == update.order_id), None)
-        if target is None:
-            self.decision_log.note(snap.now, "exits", f"{update.symbol}: stop leg {update.order_id} is no longer "
-                                   "open; the stop is not moved", "warning")
-            return False
-        self.journal.record_order(snap.now, client_order_id=update.client_order_id, symbol=update.symbol,
-                                  side="sell", order_type=_enum_value(target.order_type), order_class="replace",
-                                  qty=float(target.quantity), stop_price=float(update.stop_price),
-                                  intent="move-stop", role="protect", broker_order_id=update.order_id,
-                                  request={"replace": update.order_id, "stop_price": str(update.stop_price)})
-        self.modify_order(target, stop_price=float(update.stop_price))
-        return True
-
-    def _cancel(self, order_ids: tuple[str, ...]) -> bool:
-        wanted = set(order_ids)
-        targets = [o for o in self._open_lumibot_orders() if o.identifier in wanted]
-        for o in targets:
-            self.cancel_order(o)
-        if self.is_backtesting:
-            return True
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        while time.monotonic() < deadline:  # live cancels are requests; shares stay held until confirmed
-            if not any(o.is_active() for o in (self.get_order(t.identifier) for t in targets) if o is not None):
-                return True
-            time.sleep(0.5)
-        return False
-
-    def _open_lumibot_orders(self) -> list[LumiOrder]:
-        """Open orders only. Lumibot's broker keeps them in their own buckets; scanning every order ever
-        tracked (get_orders) grows with the run. A filled bracket parent stays "active" while its legs
-        rest, so filled and canceled orders are dropped: the legs are listed on their own."""
-        active = getattr(self.broker, "get_active_tracked_orders", None)
-        orders = active(strategy=self.name) if callable(active) else self.get_orders()
-        return [o for o in orders if o.is_active() and not o.is_filled() and not o.is_canceled()]
 
     def _to_lumibot(self, order) -> LumiOrder:
         cid = {"client_order_id": order.client_order_id}
@@ -253,41 +299,49 @@ class CombinedStrategy(Strategy):
 
     # ------------------------------------------------------------------ callbacks
     def on_filled_order(self, position, order, price, quantity, multiplier) -> None:
+        if self.venue.live:
+            return  # live fills are reconciled from the broker (FillWatcher): one source, no double count
         side = "buy" if str(order.side).startswith("buy") else "sell"
-        order_type = _enum_value(order.order_type)
-        role = self.ledger.role_of(order.identifier, order.parent_identifier, order_type)
+        role = self.ledger.role_of(order.identifier, order.parent_identifier, _value(order.order_type))
         self.ledger.record_fill(Fill(self.get_datetime(), order.asset.symbol, side, float(quantity), float(price),
                                      role, order.identifier))
 
+    def on_abrupt_closing(self) -> None:
+        """Ctrl-C / SIGTERM: start no new intent; every position keeps (or gets) its protection."""
+        self.stopping = True
+        with self._exec_lock:  # the intent in hand (if any) finishes first: never a half-done trim
+            self.protect_all()
 
-def _request(order) -> dict:
-    """What is asked of the broker, in Alpaca's field names (journaled before the order is sent)."""
-    if isinstance(order, BracketOrder):
-        return {"symbol": order.symbol, "qty": order.qty, "side": "buy", "type": "market", "order_class": "bracket",
-                "time_in_force": order.time_in_force, "take_profit": {"limit_price": str(order.take_profit)},
-                "stop_loss": {"stop_price": str(order.stop_loss)}, "client_order_id": order.client_order_id}
-    if isinstance(order, OcoOrder):
-        return {"symbol": order.symbol, "qty": order.qty, "side": "sell", "type": "limit", "order_class": "oco",
-                "time_in_force": order.time_in_force, "limit_price": float(order.take_profit),
-                "stop_price": float(order.stop_loss), "client_order_id": order.client_order_id}
-    if isinstance(order, LimitOrder):
-        return {"symbol": order.symbol, "qty": order.qty, "side": order.side, "type": "limit", "order_class": "simple",
-                "time_in_force": order.time_in_force, "limit_price": float(order.limit_price),
-                "extended_hours": order.extended_hours, "client_order_id": order.client_order_id}
-    return {"symbol": order.symbol, "qty": order.qty, "side": order.side, "type": "market", "order_class": "simple",
-            "time_in_force": order.time_in_force, "client_order_id": order.client_order_id}
+    def protect_all(self) -> None:
+        """Step 1 alone on a fresh snapshot: attach protection wherever a stop is missing."""
+        if not self.venue.live:
+            return
+        now = self.get_datetime()
+        try:
+            snap = self.venue.snapshot(now)
+        except BrokerUnavailable as exc:
+            self.decision_log.note(now, "protect", f"shutdown protection check impossible: {exc}", "warning")
+            return
+        from trading.orders import OrderIds
+        from trading.protection import plan_protection
+
+        result = plan_protection(snap, self.settings, OrderIds(STRATEGY_ID, floor_time(now, 1)))
+        for d in result.decisions:
+            self.decision_log.record(now, d)
+            if d.intent is not None and d.intent.kind == IntentKind.PROTECT:
+                self.execute(d.intent, snap)
 
 
-def _enum_value(x) -> str:
+def _value(x) -> str:
     return str(getattr(x, "value", x) or "")
 
 
 def _open_order(o: LumiOrder) -> OpenOrder | None:
-    order_class = _enum_value(o.order_class) or "simple"
+    order_class = _value(o.order_class) or "simple"
     if order_class == "oco" and o.child_orders:
         return None  # the OCO placeholder: its two legs are listed as orders of their own
-    side = "buy" if _enum_value(o.side).startswith("buy") else "sell"
-    return OpenOrder(order_id=o.identifier, symbol=o.asset.symbol, side=side, order_type=_enum_value(o.order_type),
+    side = "buy" if _value(o.side).startswith("buy") else "sell"
+    return OpenOrder(order_id=o.identifier, symbol=o.asset.symbol, side=side, order_type=_value(o.order_type),
                      qty=float(o.quantity), limit_price=_float(o.limit_price), stop_price=_float(o.stop_price),
                      order_class=order_class, parent_id=o.parent_identifier, client_order_id=o.tag or None)
 

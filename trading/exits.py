@@ -44,7 +44,7 @@ def plan_exits(snap: Snapshot, s: Settings, trades: dict[str, Lot], exiting: set
         data = {"r": r_now, "r_best": r_best, "price": price}
 
         if s.time_exit_hours > 0 and lot.hours_held >= s.time_exit_hours and r_best < 1.0:
-            sell = build_market(sym, h.qty, "sell", ids(sym, "time-exit"))
+            sell = build_market(sym, h.qty, "sell", ids(sym, "time-exit"), snap.session, price)
             if not isinstance(sell, Refusal):
                 out.append(Decision(step, sym, "time-exit", f"{lot.hours_held:.0f} trading hours without reaching "
                                     f"+1R (best {r_best:+.2f}R, now {r_now:+.2f}R): sell {h.qty:g} sh at market",
@@ -90,7 +90,9 @@ def _partial(snap, s, lot, sym, qty, price, current_stop, prot, ids, data) -> De
     oco = build_oco(sym, keep, price, stop, target, ids(sym, "partial-oco"))
     if isinstance(oco, Refusal):
         return None
-    sell = build_market(sym, sell_qty, "sell", ids(sym, "partial"))
+    sell = build_market(sym, sell_qty, "sell", ids(sym, "partial"), snap.session, price)
+    if isinstance(sell, Refusal):
+        return None
     update = {"partial_done": True, "breakeven_done": True, "stop": float(stop), "stop_reason": "breakeven"}
     return Decision(Step.EXITS, sym, "partial", f"+{lot.r_at(price):.2f}R >= {s.partial_at_r:g}R: cancel "
                     f"{len(prot.order_ids)} protective order(s), sell {sell_qty} of {qty:g} sh, re-protect {keep} sh "

@@ -25,7 +25,9 @@ def plan_flatten(snap: Snapshot, ids) -> list[Decision]:
         orders = tuple(dict.fromkeys([o.order_id for o in snap.orders_for(sym)]
                                      + [o.parent_id for o in snap.orders_for(sym) if o.parent_id]))
         h = snap.holdings.get(sym)
-        sell = build_market(sym, h.qty, "sell", ids(sym, "flatten")) if h is not None and h.qty > 0 else None
+        sell = None
+        if h is not None and h.qty > 0:
+            sell = build_market(sym, h.qty, "sell", ids(sym, "flatten"), snap.session, snap.price(sym))
         sells = () if sell is None or isinstance(sell, Refusal) else (sell,)
         what = f"sell {h.qty:g} sh at market" if sells else "no position"
         out.append(Decision(Step.RISK, sym, "flatten", f"flatten command: cancel {len(orders)} order(s), {what}",

@@ -105,7 +105,7 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
                 continue
             h = snap.holdings[sym]
             prot = snap.protection(sym)
-            sell = build_market(sym, h.qty, "sell", ids(sym, "unhedge"))
+            sell = build_market(sym, h.qty, "sell", ids(sym, "unhedge"), snap.session, snap.price(sym))
             orders = () if isinstance(sell, Refusal) else (sell,)
             out.append(Decision(step, sym, "unhedge",
                                 f"{text} < {s.bearish_exit_threshold:.0%}: unwind, sell {h.qty:g} {sym}",

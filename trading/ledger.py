@@ -163,6 +163,8 @@ class Ledger:
         for lot in self._lots.get(symbol, ()):
             for k, v in changes.items():
                 setattr(lot, k, v)
+            if lot.initial_stop is None and lot.stop is not None and lot.stop < lot.price:
+                lot.initial_stop = lot.stop  # an adopted position gets its 1R from its first protection
         self._save(symbol)
 
     def mark(self, highs: dict[str, float], lows: dict[str, float], hours: float = 0.0) -> None:

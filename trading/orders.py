@@ -65,6 +65,20 @@ def client_order_id(strategy: str, symbol: str, intent: str, bar_time: datetime,
     return cid[:MAX_CLIENT_ORDER_ID]
 
 
+ROLE_OF_INTENT = {"enter": "entry", "hedge": "hedge", "protect": "protect", "exit": "exit", "trim": "trim",
+                  "trim-oco": "protect", "unhedge": "unhedge", "partial": "partial", "partial-oco": "protect",
+                  "time-exit": "time-exit", "flatten": "flatten", "reprotect": "protect"}
+
+
+def role_from_client_id(cid: str | None) -> str | None:
+    """The role of one of the bot's own orders, read back from its client order id
+    (strategy-SYMBOL-intent-YYYYmmddTHHMM-hash); None for ids the bot did not make."""
+    parts = (cid or "").split("-")
+    if len(parts) < 5:
+        return None
+    return ROLE_OF_INTENT.get("-".join(parts[2:-2]))
+
+
 # ---------------------------------------------------------------------------------------------- orders
 def _check_whole(qty: int, what: str) -> None:
     if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
@@ -244,13 +258,26 @@ def build_oco(symbol: str, qty: float, last_price: float, stop_price: Decimal, t
     return OcoOrder(symbol, whole, to_tick(target_price), to_tick(stop_price), cid)
 
 
-def build_market(symbol: str, qty: float, side: Literal["buy", "sell"], cid: str) -> MarketOrder | Refusal:
-    """A DAY market order for `qty` shares (fractions kept to 9 decimals, Alpaca's precision)."""
+EXTENDED_LIMIT_SLIPPAGE = 0.005  # a marketable limit outside the session: 0.5% through the last price
+
+
+def build_market(symbol: str, qty: float, side: Literal["buy", "sell"], cid: str, session: Session = "regular",
+                 price: float | None = None) -> MarketOrder | LimitOrder | Refusal:
+    """A DAY market order for `qty` shares (fractions kept to 9 decimals, Alpaca's precision). Outside the
+    regular session Alpaca takes only DAY limit orders flagged extended_hours: then a limit 0.5% through
+    the last price, for the whole shares."""
     q = round(float(qty), 9)
     if not q > 0:
         return Refusal(symbol, f"nothing to {side} ({qty:g} shares)")
     if q == int(q):
         q = int(q)
+    if session == "extended":
+        whole = math.floor(q + 1e-9)
+        if whole < 1 or price is None or not (price > 0 and math.isfinite(price)):
+            return Refusal(symbol, "outside the regular session only whole-share limit orders with a price are allowed")
+        factor = 1 - EXTENDED_LIMIT_SLIPPAGE if side == "sell" else 1 + EXTENDED_LIMIT_SLIPPAGE
+        limit = to_tick(price * factor, ROUND_FLOOR if side == "sell" else ROUND_CEILING)
+        return LimitOrder(symbol, whole, side, limit, cid, extended_hours=True)
     return MarketOrder(symbol, q, side, cid)
 
 
@@ -263,3 +290,25 @@ class OrderIds:
 
     def __call__(self, symbol: str, intent: str) -> str:
         return client_order_id(self.strategy, symbol, intent, self.bar_time)
+
+
+def request_fields(order: Order) -> dict:
+    """The order in Alpaca's field names: what the journal records as sent (and dry runs print)."""
+    if isinstance(order, StopUpdate):
+        return {"replace": order.order_id, "stop_price": str(order.stop_price), "symbol": order.symbol,
+                "client_order_id": order.client_order_id}
+    base = {"symbol": order.symbol, "qty": order.qty, "time_in_force": order.time_in_force,
+            "client_order_id": order.client_order_id}
+    legs = {}
+    if isinstance(order, BracketOrder | OcoOrder):
+        legs = {"take_profit": {"limit_price": str(order.take_profit)},
+                "stop_loss": {"stop_price": str(order.stop_loss)}}
+    if isinstance(order, BracketOrder):
+        return {**base, "side": "buy", "type": "market", "order_class": "bracket", **legs}
+    if isinstance(order, OcoOrder):
+        return {**base, "side": "sell", "type": "limit", "order_class": "oco", "limit_price": str(order.take_profit),
+                **legs}
+    if isinstance(order, LimitOrder):
+        return {**base, "side": order.side, "type": "limit", "order_class": "simple",
+                "limit_price": str(order.limit_price), "extended_hours": order.extended_hours}
+    return {**base, "side": order.side, "type": "market", "order_class": "simple"}

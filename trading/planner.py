@@ -27,8 +27,8 @@ from trading.snapshot import Snapshot
 
 def plan_iteration(snap: Snapshot, s: Settings, scorer: ConfidenceModel, strategy_name: str = "combined",
                    trades: dict | None = None, kelly_cap_usd: float | None = None, mode: Mode = Mode.ACTIVE,
-                   flatten: bool = False) -> Plan:
-    ids = OrderIds(strategy_name, snap.now)
+                   flatten: bool = False, id_time=None) -> Plan:
+    ids = OrderIds(strategy_name, id_time or snap.now)  # live: the iteration's slot, so a restart reuses the ids
     plan = Plan()
     for note in snap.notes:
         plan.add(Decision(Step.PLAN, None, "data", note, level="warning"))

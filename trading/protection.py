@@ -62,7 +62,7 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
         data = {"qty": h.qty, "price": price, "entry": entry, "pnl_pct": pnl}
 
         if pnl <= -s.stop_loss_pct:
-            intent = _exit(sym, h.qty, prot.order_ids, ids)
+            intent = _exit(sym, h.qty, prot.order_ids, ids, snap)
             decisions.append(Decision(Step.PROTECT, sym, "software-stop",
                                       f"{pnl:+.1%} is at or past the {-s.stop_loss_pct:.1%} stop with no server-side "
                                       f"stop: sell {h.qty:g} sh at market{basis_note}", intent, "warning", data))
@@ -80,7 +80,7 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
         oco = build_oco(sym, uncovered, price, lv.stop, lv.target, ids(sym, "protect"))
         if isinstance(oco, Refusal) and price <= float(lv.stop) + float(CENT):
             # the price sits on the stop, so no valid OCO exists: treat it as the stop being hit
-            intent = _exit(sym, h.qty, prot.order_ids, ids)
+            intent = _exit(sym, h.qty, prot.order_ids, ids, snap)
             decisions.append(Decision(Step.PROTECT, sym, "software-stop",
                                       f"price {price:.2f} is at its stop {lv.stop} with no server-side stop: "
                                       f"sell {h.qty:g} sh at market", intent, "warning", data))
@@ -120,8 +120,8 @@ def default_levels(entry: float, price: float, s: Settings) -> tuple[Levels, boo
     return lv, False
 
 
-def _exit(sym: str, qty: float, cancel: tuple[str, ...], ids: OrderIds) -> Intent | None:
-    order = build_market(sym, qty, "sell", ids(sym, "exit"))
+def _exit(sym: str, qty: float, cancel: tuple[str, ...], ids: OrderIds, snap: Snapshot) -> Intent | None:
+    order = build_market(sym, qty, "sell", ids(sym, "exit"), snap.session, snap.price(sym))
     if isinstance(order, Refusal):
         return None
     return Intent(IntentKind.EXIT, sym, (order,), cancel)

@@ -69,14 +69,14 @@ def _trim_to(snap: Snapshot, s: Settings, sym: str, allowed_value: float, target
     prot = snap.protection(sym)
     entry = h.avg_entry_price or price
     lv = levels.get(sym) or default_levels(entry, price, s)[0]
-    sell_order = build_market(sym, sell, "sell", ids(sym, "trim"))
+    sell_order = build_market(sym, sell, "sell", ids(sym, "trim"), snap.session, price)
     orders = [sell_order]
     note = ""
     if math.floor(remainder + 1e-9) >= 1:
         oco = build_oco(sym, math.floor(remainder + 1e-9), price, lv.stop, lv.target, ids(sym, "trim-oco"))
         if isinstance(oco, Refusal):
             # the remainder cannot be protected at the original levels (price at or through one): sell it all
-            sell_order = build_market(sym, h.qty, "sell", ids(sym, "trim"))
+            sell_order = build_market(sym, h.qty, "sell", ids(sym, "trim"), snap.session, price)
             orders = [sell_order]
             note = f"; remainder not protectable ({oco.reason}), so the whole position is sold"
             sell = h.qty
@@ -86,5 +86,8 @@ def _trim_to(snap: Snapshot, s: Settings, sym: str, allowed_value: float, target
     cancel = f"cancel {len(prot.order_ids)} protective order(s), " if prot.order_ids else ""
     reason = f"{why}: {cancel}sell {sell:g} of {h.qty:g} sh at market (to {target_value / pv:.1%}){note}"
     data = {"qty": h.qty, "sell_qty": sell, "price": price, "weight": value / pv}
+    if isinstance(sell_order, Refusal):
+        return Decision(Step.TRIM, sym, "skip", f"{why} but no valid sell order now: {sell_order.reason}",
+                        level="warning", data=data)
     return Decision(Step.TRIM, sym, "trim", reason, Intent(IntentKind.TRIM, sym, tuple(orders), prot.order_ids),
                     data=data)

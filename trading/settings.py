@@ -286,6 +286,17 @@ SPECS: tuple[Spec, ...] = (
          "Alpaca API secret.", group="broker"),
     Spec("ALPACA_PAPER", "alpaca_paper", "true", _bool, "true or false",
          "Trade the paper account. Live money needs ALPACA_PAPER=false AND --live.", group="broker"),
+    Spec("ALPACA_DATA_FEED", "alpaca_data_feed", "iex", lambda s: s.strip().lower(), "iex, sip or delayed_sip",
+         "Market-data feed: iex is real time on free accounts; sip needs a subscription.",
+         lambda v: v in ("iex", "sip", "delayed_sip"), group="broker"),
+    Spec("ALPACA_API_URL", "alpaca_api_url", "", _text, "empty or a URL",
+         "Override the trading API base URL (a proxy or the test server); empty: Alpaca's paper/live URL.",
+         lambda v: v == "" or v.startswith(("http://", "https://")), group="broker"),
+    Spec("ALPACA_DATA_URL", "alpaca_data_url", "", _text, "empty or a URL",
+         "Override the market-data base URL; empty: https://data.alpaca.markets.",
+         lambda v: v == "" or v.startswith(("http://", "https://")), group="broker"),
+    Spec("BROKER_TIMEOUT_SECONDS", "broker_timeout_seconds", "10", _float, "0 < x <= 120",
+         "Timeout of one HTTP request to Alpaca (alpaca-py sets none).", _between(0, 120, True), group="broker"),
 )
 
 _BY_ENV = {s.env: s for s in SPECS}
@@ -352,6 +363,10 @@ class Settings:
     alpaca_api_key: Secret
     alpaca_api_secret: Secret
     alpaca_paper: bool
+    alpaca_data_feed: str
+    alpaca_api_url: str
+    alpaca_data_url: str
+    broker_timeout_seconds: float
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -1,0 +1,1 @@
+"""Live trading on Alpaca: clients, reads with retries, snapshots, reconciliation, the launcher."""

@@ -1,0 +1,62 @@
+"""What a broker failure means: retry later (transient) or never (permanent), and logging it once.
+
+Transient: 429, 5xx, timeouts, connection resets. Permanent: 4xx rejections such as 403 (buying
+power, qty held, wash trade) and 422 (invalid order), with Alpaca's message. An incident is logged
+when it starts and when it ends, not once per retry.
+"""
+
+import json
+import logging
+
+import requests
+
+logger = logging.getLogger("trader.broker")
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class BrokerUnavailable(RuntimeError):
+    """Alpaca did not answer usefully after the retries; skip the rest of this iteration."""
+
+
+def status_of(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, TimeoutError, ConnectionError)):
+        return True
+    status = status_of(exc)
+    return status in TRANSIENT_STATUS
+
+
+def message_of(exc: BaseException) -> str:
+    """Alpaca's own message when there is one (the body is JSON), else the exception text."""
+    text = str(exc)
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and "message" in body:
+            return str(body["message"])
+    except (ValueError, TypeError):
+        pass
+    return text[:300]
+
+
+class Incident:
+    """Logs a broker outage once when it starts and once when it ends."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.first_error = ""
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            self.first_error = f"{what}: {type(exc).__name__} {status_of(exc) or ''} {message_of(exc)}".strip()
+            logger.warning("broker unreachable (%s); retrying with backoff, skipping iterations until it answers",
+                           self.first_error)
+
+    def recovered(self) -> None:
+        if self.failures:
+            logger.warning("broker reachable again after %d failed call(s) (first: %s)", self.failures,
+                           self.first_error)
+        self.failures = 0

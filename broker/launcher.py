@@ -1,0 +1,103 @@
+"""Start the bot on Alpaca: the account check, the money-safety gates, and Lumibot's broker, built once.
+
+- Paper is the default. Live money needs ALPACA_PAPER=false *and* --live, and a typed confirmation
+  unless --yes. The account traded (paper/live, masked number, equity) is printed before anything.
+- Lumibot's Alpaca broker is constructed here, explicitly, with the two alpaca-py clients injected
+  (LUMIBOT_LAZY_CREDENTIALS keeps Lumibot from building its own at import). The same clients serve the
+  gateway's reads, so each API has one HTTP session. Lumibot's order stream and polling thread are
+  off: the strategy reconciles fills from the broker itself.
+- Lumibot decides market hours with a local calendar; here Alpaca's /v2/clock decides (the strategy
+  checks it every iteration), so Lumibot's market is set to 24/7.
+- Ctrl-C and SIGTERM both end through Lumibot's on_abrupt_closing: the intent in hand finishes, no
+  other starts, and every position is checked for protection before the process exits.
+"""
+
+import signal
+import sys
+
+from alpaca.common.exceptions import APIError
+
+from broker.clients import make_clients
+from broker.errors import BrokerUnavailable, status_of
+from broker.gateway import AlpacaGateway
+from trading.settings import Settings
+
+
+class LaunchError(Exception):
+    """The bot cannot start; the message says why and what to do (exit code 2)."""
+
+
+def mask(account_number: str) -> str:
+    return "*" * max(len(account_number) - 4, 0) + account_number[-4:]
+
+
+def connect(settings: Settings) -> tuple[AlpacaGateway, object]:
+    """The gateway and the account, or LaunchError with the reason."""
+    trading, data = make_clients(settings)
+    gateway = AlpacaGateway(trading, data, settings.alpaca_data_feed)
+    try:
+        account = gateway.account()
+    except APIError as exc:
+        if status_of(exc) in (401, 403):
+            which = "paper" if settings.alpaca_paper else "live"
+            raise LaunchError(f"Alpaca refused the keys ({status_of(exc)}). Check ALPACA_API_KEY and "
+                              f"ALPACA_API_SECRET in .env: they must be {which} keys (ALPACA_PAPER="
+                              f"{str(settings.alpaca_paper).lower()}).") from None
+        raise
+    except BrokerUnavailable as exc:
+        raise LaunchError(f"cannot reach Alpaca ({exc}); check the network and try again") from None
+    return gateway, account
+
+
+def money_gate(settings: Settings, live_flag: bool, yes: bool, account) -> None:
+    if not settings.alpaca_paper and not live_flag:
+        raise LaunchError("ALPACA_PAPER=false trades real money: add --live to confirm, or set ALPACA_PAPER=true.")
+    if live_flag and settings.alpaca_paper:
+        raise LaunchError("--live asks for real money but ALPACA_PAPER=true: set ALPACA_PAPER=false with live keys.")
+    if live_flag and not yes:
+        answer = input(f"Type LIVE to trade real money on account {mask(account.account_number)}: ")
+        if answer.strip() != "LIVE":
+            raise LaunchError("not confirmed: nothing was started")
+
+
+def banner(settings: Settings, account, dry_run: bool) -> str:
+    mode = "PAPER" if settings.alpaca_paper else "LIVE MONEY"
+    extra = " | DRY RUN: decisions only, nothing is sent" if dry_run else ""
+    return (f"Alpaca {mode} account {mask(account.account_number)} | equity ${float(account.equity):,.2f} | "
+            f"cash ${float(account.cash):,.2f} | status {getattr(account.status, 'value', account.status)}{extra}")
+
+
+def lumibot_broker(settings: Settings, gateway: AlpacaGateway):
+    from lumibot.brokers import Alpaca
+    from lumibot.data_sources import AlpacaData
+
+    cfg = {"API_KEY": settings.alpaca_api_key.reveal(), "API_SECRET": settings.alpaca_api_secret.reveal(),
+           "PAPER": settings.alpaca_paper}
+    data = AlpacaData(cfg, stock_client=gateway.data, delay=0)
+    return Alpaca(cfg, trading_client=gateway.trading, data_source=data, connect_stream=False,
+                  start_orders_thread=False)
+
+
+def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None):
+    from strategies.combined_strategy import CombinedStrategy
+
+    broker = lumibot_broker(settings, gateway)
+    params = {"settings": settings, "gateway": gateway, "scorer": scorer, "dry_run": dry_run}
+    if journal is not None:
+        params["journal"] = journal
+    strategy = CombinedStrategy(broker=broker, name="CombinedStrategy", parameters=params, benchmark_asset=None)
+    strategy.set_market("24/7")
+    return strategy
+
+
+def run(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool) -> int:
+    from lumibot.traders import Trader
+
+    strategy = build_strategy(settings, gateway, scorer, dry_run)
+    trader = Trader()
+    trader.add_strategy(strategy)
+    # Lumibot traps SIGINT only; route SIGTERM (service managers, docker stop) through the same path
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    trader.run_all()
+    print("stopped; every position was checked for protection", file=sys.stderr)
+    return 0

@@ -1,0 +1,99 @@
+"""The live snapshot, read straight from Alpaca (the source of truth), in the shape the planners use.
+
+Holdings come from /v2/positions, open orders from /v2/orders?nested=true (bracket and OCO legs carry
+their parent's id), indicators from one batched bars request over the rolling window (regular-session
+bars that have ended), and the current price of each symbol from one latest-trades request.
+"""
+
+from datetime import datetime, time, timedelta
+
+import pandas as pd
+
+from broker.gateway import AlpacaGateway
+from trading.indicators import IndicatorBook, completed_bars, market_frames
+from trading.orders import Session
+from trading.settings import Settings
+from trading.snapshot import Holding, OpenOrder, Snapshot
+
+NY = "America/New_York"
+EXTENDED = (time(4, 0), time(20, 0))
+
+
+def _value(x) -> str:
+    return str(getattr(x, "value", x) or "")
+
+
+def _float(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def open_orders(orders: list) -> tuple[OpenOrder, ...]:
+    """Alpaca orders (legs nested) as OpenOrders: filled or cancelled parents drop out, their live legs
+    stay and point at the parent."""
+    out = []
+    live = {"new", "accepted", "pending_new", "partially_filled", "held", "accepted_for_bidding", "pending_replace",
+            "calculated"}
+
+    def add(o, parent_id: str | None) -> None:
+        if _value(o.status) in live:
+            qty = float(o.qty or 0) - float(o.filled_qty or 0)
+            out.append(OpenOrder(order_id=str(o.id), symbol=o.symbol, side=_value(o.side), order_type=_value(o.type),
+                                 qty=qty, limit_price=_float(o.limit_price), stop_price=_float(o.stop_price),
+                                 order_class=_value(o.order_class) or "simple", parent_id=parent_id,
+                                 client_order_id=o.client_order_id))
+        for leg in o.legs or ():
+            add(leg, str(o.id))
+
+    for o in orders:
+        add(o, None)
+    return tuple(out)
+
+
+def session_now(clock, now: datetime, extended_enabled: bool) -> Session | None:
+    """regular while Alpaca's clock says open; extended in 04:00-20:00 ET on a trading day when enabled;
+    None otherwise (nothing to do)."""
+    if clock.is_open:
+        return "regular"
+    if not extended_enabled:
+        return None
+    local = pd.Timestamp(now).tz_convert(NY)
+    next_open = pd.Timestamp(clock.next_open).tz_convert(NY)
+    trading_day = local.dayofweek < 5 and (next_open.date() == local.date() or local.time() >= time(16, 0))
+    return "extended" if trading_day and EXTENDED[0] <= local.time() < EXTENDED[1] else None
+
+
+def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_period: pd.Timedelta,
+                        features=None, history_bars: int = 400, session: Session = "regular") -> Snapshot:
+    account = gateway.account()
+    positions = gateway.positions()
+    orders = open_orders(gateway.open_orders())
+    symbols = list(dict.fromkeys([*s.all_symbols(benchmarks=("SPY",)), *(p.symbol for p in positions)]))
+    # enough calendar days for `history_bars` regular-session bars (7 a day), plus weekends and holidays
+    days = int(history_bars / 6.5 * 1.5) + 10 if bar_period < pd.Timedelta(days=1) else int(history_bars * 1.5) + 10
+    raw = gateway.bars(symbols, bar_period, pd.Timestamp(now) - timedelta(days=days), pd.Timestamp(now))
+    frames = {}
+    for sym, df in raw.items():
+        if bar_period < pd.Timedelta(days=1):  # Alpaca's hourly bars are clock-aligned: keep the session's
+            minutes = df.index.hour * 60 + df.index.minute
+            df = df[(minutes >= 9 * 60) & (minutes < 16 * 60)]
+        frames[sym] = completed_bars(df, now, bar_period).iloc[-history_bars:]
+    notes = []
+    if frames:
+        market = IndicatorBook(market_frames(frames, s.rsi_period, features), bar_period).as_of(now)
+    else:
+        market = pd.DataFrame(columns=["close", "rsi", "trend", "atr", "high", "low", "bar_time"],
+                              index=pd.Index([], name="symbol"))
+        notes.append("no bars from the data feed: indicators unavailable this iteration")
+    latest = gateway.latest_prices(symbols)
+    for sym, price in latest.items():
+        if sym in market.index:
+            market.loc[sym, "close"] = price
+    missing = [p.symbol for p in positions if p.symbol not in market.index]
+    if missing:
+        extra = pd.DataFrame({"close": [latest.get(m, float("nan")) for m in missing]}, index=pd.Index(missing,
+                                                                                                      name="symbol"))
+        market = pd.concat([market, extra])
+    holdings = {p.symbol: Holding(p.symbol, float(p.qty), _float(p.avg_entry_price)) for p in positions
+                if float(p.qty) != 0}
+    return Snapshot(now=now, cash=float(account.cash), portfolio_value=float(account.equity), holdings=holdings,
+                    open_orders=orders, market=market, session=session, notes=tuple(notes))

@@ -1,0 +1,112 @@
+"""Show every position with its protection, now.
+
+  python check_positions_now.py            # with keys in .env: the Alpaca account; without: the last offline run
+  python check_positions_now.py --json     # the same, for scripts
+  python check_positions_now.py --history  # performance tables from the journal
+
+Exit codes: 0 all positions protected and none near its stop; 1 a position is unprotected or near its
+stop (for cron and alerting); 2 bad input or configuration (the message says what to fix).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from utils import lumibot_env
+
+
+def latest_report(reports_dir: Path) -> Path | None:
+    runs = sorted((p for p in reports_dir.glob("*/final_state.json")), key=lambda p: p.stat().st_mtime)
+    return runs[-1].parent if runs else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="check_positions_now.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ap.add_argument("--history", action="store_true", help="print the journal's performance tables")
+    ap.add_argument("--journal", type=Path, default=None, help="journal for --history (default JOURNAL_PATH, or "
+                    "the last offline run's)")
+    ap.add_argument("--env-file", type=Path, default=Path(".env"))
+    args = ap.parse_args(argv)
+    from trading.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.load(dotenv_path=args.env_file)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.history:
+        return history(args, settings)
+    if settings.has_alpaca_keys:
+        return live(args, settings)
+    return offline(args, settings)
+
+
+def live(args, settings) -> int:
+    lumibot_env.prepare(backtesting=False)
+    import pandas as pd
+
+    from broker.errors import BrokerUnavailable
+    from broker.launcher import LaunchError, connect
+    from broker.snapshot import build_live_snapshot
+    from trading.positions_view import needs_attention, position_rows, render, to_json
+
+    try:
+        gateway, account = connect(settings)
+        snap = build_live_snapshot(gateway, settings, pd.Timestamp.now(tz="America/New_York"), pd.Timedelta(hours=1))
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokerUnavailable as exc:
+        print(f"error: cannot reach Alpaca ({exc})", file=sys.stderr)
+        return 2
+    rows, totals = position_rows(snap, settings)
+    mode = "paper" if settings.alpaca_paper else "LIVE"
+    source = f"Alpaca {mode} account ...{account.account_number[-4:]}"
+    print(to_json(rows, totals, source, simulated=False) if args.json else render(rows, totals, source))
+    return 1 if needs_attention(totals) else 0
+
+
+def offline(args, settings) -> int:
+    from trading.positions_view import needs_attention, render
+
+    folder = latest_report(Path(settings.reports_dir))
+    if folder is None:
+        print("error: no Alpaca keys and no offline run to show. Add keys to .env (see .env.example), or run a "
+              "backtest first: python live_trader.py --strategy combined --backtest", file=sys.stderr)
+        return 2
+    state = json.loads((folder / "final_state.json").read_text())
+    rows, totals = state["positions"], state["totals"]
+    note = (f"SIMULATED: no Alpaca keys, so this is the end state of the last offline backtest "
+            f"({state['source']}; {folder}). Not a real account.")
+    if args.json:
+        print(json.dumps({**state, "note": note}, indent=2))
+    else:
+        fixed = [{k: (float("nan") if v is None and k in ("last",) else v) for k, v in r.items()} for r in rows]
+        print(render(fixed, totals, note))
+    return 1 if needs_attention(totals) else 0
+
+
+def history(args, settings) -> int:
+    from trading import performance
+    from trading.journal import Journal
+
+    path = args.journal or Path(settings.journal_path)
+    if not path.exists() and args.journal is None:
+        folder = latest_report(Path(settings.reports_dir))
+        path = folder / "journal.sqlite" if folder else path
+        if path.exists():
+            print(f"(no live journal at {settings.journal_path}: showing the last offline run, {path.parent})\n")
+    if not path.exists():
+        print(f"error: no journal at {path}; pass --journal PATH", file=sys.stderr)
+        return 2
+    print(performance.render(performance.tables(Journal(path))))
+    return 0
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends quietly, like any Unix tool
+    sys.exit(main())

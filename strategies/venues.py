@@ -1,0 +1,161 @@
+"""Where the strategy's snapshot comes from and where its orders go: the backtester or Alpaca.
+
+Both venues submit orders through Lumibot (`strategy.submit_order`), so the order a backtest places
+is the order Lumibot's Alpaca broker sends live. They differ in what is read and how it is confirmed:
+- BacktestVenue: positions and orders from Lumibot's backtesting broker, indicators from the book
+  computed once per series, fills from Lumibot's callbacks.
+- AlpacaVenue: everything read from Alpaca (gateway), fills reconciled from the broker, cancels
+  confirmed before shares are sold, a failed submit looked up by client order id (never re-sent),
+  stop legs replaced in place (PATCH), and in dry-run nothing sent at all.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from alpaca.common.exceptions import APIError
+
+from broker.errors import BrokerUnavailable, is_transient, message_of, status_of
+from broker.fills import FillWatcher
+from broker.gateway import AlpacaGateway
+from broker.snapshot import build_live_snapshot
+from trading.orders import StopUpdate
+from trading.snapshot import Snapshot
+
+logger = logging.getLogger("trader.strategy")
+CANCEL_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Submitted:
+    ok: bool
+    broker_id: str | None = None
+    status: str = ""
+    note: str = ""  # why not, or how it was found
+    lumibot_order: object = None
+
+
+class BacktestVenue:
+    live = False
+
+    def __init__(self, strategy):
+        self.st = strategy
+
+    def snapshot(self, now) -> Snapshot:
+        return self.st.snapshot_from_lumibot(now)
+
+    def sync_fills(self, now) -> list[str]:
+        return []  # Lumibot's on_filled_order callbacks feed the ledger
+
+    def cancel(self, order_ids: tuple[str, ...]) -> bool:
+        wanted = set(order_ids)
+        for o in self.st.open_lumibot_orders():
+            if o.identifier in wanted:
+                self.st.cancel_order(o)
+        return True  # the backtester cancels at once
+
+    def submit(self, lumi_order, order) -> Submitted:
+        submitted = self.st.submit_order(lumi_order)
+        if submitted is None:
+            return Submitted(False, note="the backtesting broker refused it")
+        return Submitted(True, submitted.identifier, _value(submitted.status), lumibot_order=submitted)
+
+    def move_stop(self, update: StopUpdate) -> Submitted:
+        target = next((o for o in self.st.open_lumibot_orders() if o.identifier == update.order_id), None)
+        if target is None:
+            return Submitted(False, note=f"stop leg {update.order_id} is no longer open")
+        self.st.modify_order(target, stop_price=float(update.stop_price))
+        return Submitted(True, update.order_id, "replaced")
+
+
+class AlpacaVenue:
+    live = True
+
+    def __init__(self, strategy, gateway: AlpacaGateway, watcher: FillWatcher, dry_run: bool = False,
+                 history_bars: int = 400):
+        self.st, self.gw, self.watcher, self.dry_run = strategy, gateway, watcher, dry_run
+        self.history_bars = history_bars
+        self._raw_open: list = []
+
+    def snapshot(self, now) -> Snapshot:
+        snap = build_live_snapshot(self.gw, self.st.settings, now, self.st.bar_period, self.st.features,
+                                   self.history_bars, self.st.session)
+        return snap
+
+    def sync_fills(self, now) -> list[str]:
+        self._raw_open = self.gw.open_orders()
+        self.watcher.track_open(self._raw_open)
+        return self.watcher.sync(self.gw, self.st.ledger, self._raw_open, now)
+
+    def cancel(self, order_ids: tuple[str, ...]) -> bool:
+        """Cancel and wait until Alpaca no longer lists them open: until then their shares are held."""
+        if self.dry_run:
+            return True
+        for oid in order_ids:
+            self.gw.cancel(oid)
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        wanted = set(order_ids)
+        while True:
+            still = {str(o.id) for o in self.gw.open_orders() for o in (o, *(o.legs or ()))} & wanted
+            if not still:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
+
+    def submit(self, lumi_order, order) -> Submitted:
+        if self.dry_run:
+            return Submitted(False, status="dry-run", note="dry run: not sent")
+        try:
+            submitted = self.st.submit_order(lumi_order)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified below; none is retried blindly
+            return self._after_failure(order, exc)
+        broker_id = str(submitted.identifier)
+        self.watcher.track(broker_id, order.symbol, "buy" if order.side == "buy" else "sell", self.st.role_for(order))
+        return Submitted(True, broker_id, _value(submitted.status), lumibot_order=submitted)
+
+    def _after_failure(self, order, exc: Exception) -> Submitted:
+        """A failed submit may still have reached Alpaca (a 504 after acceptance, a reset connection, a
+        duplicate client id after a restart): look it up by client order id before anything else."""
+        message, status = message_of(exc), status_of(exc)
+        duplicate = "client_order_id must be unique" in message
+        if duplicate or is_transient(exc) or not isinstance(exc, APIError):
+            try:
+                found = self.gw.order_by_client_id(order.client_order_id)
+            except BrokerUnavailable:
+                found = None
+            if found is not None:
+                self.watcher.track(str(found.id), order.symbol, _value(found.side), self.st.role_for(order))
+                how = "already sent earlier" if duplicate else f"the response was lost ({status or type(exc).__name__})"
+                return Submitted(True, str(found.id), _value(found.status), note=f"{how}; found by client order id")
+            return Submitted(False, status="not sent", note=f"not sent ({status or type(exc).__name__}: {message}); "
+                             "the next iteration decides again")
+        return Submitted(False, status="rejected", note=f"rejected by Alpaca ({status}: {message})")
+
+    def move_stop(self, update: StopUpdate) -> Submitted:
+        if self.dry_run:
+            return Submitted(False, status="dry-run", note="dry run: not sent")
+        try:
+            new = self.gw.replace_stop(update.order_id, float(update.stop_price))
+        except Exception as exc:  # noqa: BLE001 - a replace that may have gone through is looked up, not repeated
+            try:
+                current = self.gw.order(update.order_id)
+            except BrokerUnavailable:
+                return Submitted(False, note=f"replace failed ({message_of(exc)}); the stop stays where it was")
+            if _value(current.status) == "replaced" and current.replaced_by:
+                self.watcher.track(str(current.replaced_by), update.symbol, "sell", "stop")
+                return Submitted(True, str(current.replaced_by), "replaced", note="found replaced after an error")
+            return Submitted(False, note=f"replace failed ({status_of(exc)}: {message_of(exc)}); the stop stays")
+        self.watcher.track(str(new.id), update.symbol, "sell", "stop")
+        return Submitted(True, str(new.id), _value(new.status))
+
+
+def _value(x) -> str:
+    return str(getattr(x, "value", x) or "")
+
+
+def floor_time(now, sleeptime_minutes: float) -> pd.Timestamp:
+    """The iteration's slot (e.g. the hour): a restart within the same slot produces the same client order
+    ids, so Alpaca refuses a second copy of any order already sent."""
+    return pd.Timestamp(now).floor(f"{max(int(sleeptime_minutes), 1)}min")
