@@ -78,13 +78,15 @@ def lumibot_broker(settings: Settings, gateway: AlpacaGateway):
                   start_orders_thread=False)
 
 
-def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None):
+def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None, clock=None):
     from strategies.combined_strategy import CombinedStrategy
 
     broker = lumibot_broker(settings, gateway)
     params = {"settings": settings, "gateway": gateway, "scorer": scorer, "dry_run": dry_run}
     if journal is not None:
         params["journal"] = journal
+    if clock is not None:
+        params["clock"] = clock
     strategy = CombinedStrategy(broker=broker, name="CombinedStrategy", parameters=params, benchmark_asset=None)
     strategy.set_market("24/7")
     return strategy

@@ -12,6 +12,7 @@ Parameters (passed by the backtest runner or the live launcher):
   journal / journal_path   the trade journal (default: JOURNAL_PATH)
   gateway         a broker.gateway.AlpacaGateway: trade live through Alpaca (else the backtester)
   dry_run         live only: decide, log and journal everything, send nothing
+  clock           live only: a callable returning now (tests step a simulated clock); default the wall clock
 """
 
 import logging
@@ -82,7 +83,8 @@ class CombinedStrategy(Strategy):
         self._last_snapshot: Snapshot | None = None
         self._kelly_note = ""
         self._closed_noted = False
-        now = self.get_datetime()
+        self.clock = p.get("clock")
+        now = self.now()
         gateway = p.get("gateway")
         if gateway is None:
             self.venue = BacktestVenue(self)
@@ -109,9 +111,12 @@ class CombinedStrategy(Strategy):
             self.decision_log.note(now, "plan", line)
 
     # ------------------------------------------------------------------ the iteration
+    def now(self):
+        return self.clock() if self.clock is not None else self.get_datetime()
+
     def on_trading_iteration(self) -> None:
         s = self.settings
-        now = self.get_datetime()
+        now = self.now()
         try:
             snap = self._live_snapshot(now) if self.venue.live else self.venue.snapshot(now)
         except BrokerUnavailable as exc:
@@ -316,7 +321,7 @@ class CombinedStrategy(Strategy):
         """Step 1 alone on a fresh snapshot: attach protection wherever a stop is missing."""
         if not self.venue.live:
             return
-        now = self.get_datetime()
+        now = self.now()
         try:
             snap = self.venue.snapshot(now)
         except BrokerUnavailable as exc:

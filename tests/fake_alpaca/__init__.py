@@ -1,0 +1,35 @@
+"""A local fake of Alpaca's Trading API v2 and stock Market Data API v2 for offline tests.
+
+    from tests.fake_alpaca import FakeAlpaca
+    with FakeAlpaca({"AAPL": hourly_df}) as srv:           # bars: tz-aware index = bar START, OHLCV columns
+        client = TradingClient("PKFAKE", "fake-secret", paper=True, url_override=srv.url)
+        client._retry = 0                                  # no 3-second retries on 429/504 in tests
+        srv.set_now(...) / srv.advance(timedelta(hours=1)) # the matching engine runs every bar in between
+
+FakeAlpaca(bars, *, key="PKFAKE", secret="fake-secret", cash=100_000.0, now=None, bar_size=None,
+           rate_limit=200, data_rate_limit=200)
+  now: default the START of the last scripted bar (earlier bars are history; advancing one bar length plays the
+       last one). bar_size: default the smallest gap between two bar starts; a bar that starts inside a regular
+       session ends at the latest at the session close (the 15:30 hourly bar ends at 16:00).
+  start() -> self / stop() / with-statement; url ("http://127.0.0.1:<port>")
+  now; set_now(t) (naive = New York); advance(delta)      moving back processes nothing
+  price(symbol) -> float   close of the last bar that has ended, else the open of the current bar
+  market_is_open           None = NYSE calendar (pandas_market_calendars); True/False forces it
+  requests                 [{method, path, query, body, status, time (simulated), wall (epoch s)}]
+  rejections               [{method, path, query, body, status, response}] for 4xx on /v2/orders*, /v2/positions*
+  connections_accepted; errors (tracebacks behind any 500 the fake produced by a bug)
+  orders -> {id: order JSON}; positions() -> {symbol: position JSON}; account() -> account JSON
+  count(path_prefix, method=None); clear_log(); add_position(symbol, qty, avg_entry_price) (cash untouched)
+  set_asset(symbol, **flags); settings (engine.Settings: shorting_enabled, wash_trade_counts_complex_legs, ...)
+  faults.add(kind, *, method=None, path=None, times=1, **params) -> Fault; faults.remove(f); faults.clear()
+  marketdata.max_page_size (smaller pages force next_page_token paging); marketdata.enforce_sip_delay
+Modules: fake (this object), server (HTTP, auth, rate limits, faults), engine (account, orders), matching (fills on
+the clock), rules (Alpaca's order rules), orders (order JSON), views (account/position/clock JSON), marketdata +
+series (bars), sessions (NYSE calendar), faults, values (number/time parsing and formatting).
+"""
+
+from .engine import Settings
+from .fake import FakeAlpaca
+from .faults import Fault, Faults
+
+__all__ = ["FakeAlpaca", "Fault", "Faults", "Settings"]
