@@ -42,21 +42,29 @@ def message_of(exc: BaseException) -> str:
 
 
 class Incident:
-    """Logs a broker outage once when it starts and once when it ends."""
+    """Logs a broker outage once when it starts and once when it ends. The outage ends when the call
+    that failed first answers again: another endpoint answering in between (the clock, say) does not
+    end it, so a flapping API is one incident, not a start and an end every iteration."""
 
     def __init__(self) -> None:
         self.failures = 0
         self.first_error = ""
+        self.first_call = ""
+
+    @property
+    def active(self) -> bool:
+        return self.failures > 0
 
     def failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1
         if self.failures == 1:
+            self.first_call = what
             self.first_error = f"{what}: {type(exc).__name__} {status_of(exc) or ''} {message_of(exc)}".strip()
             logger.warning("broker unreachable (%s); retrying with backoff, skipping iterations until it answers",
                            self.first_error)
 
-    def recovered(self) -> None:
-        if self.failures:
+    def recovered(self, what: str) -> None:
+        if self.failures and what == self.first_call:
             logger.warning("broker reachable again after %d failed call(s) (first: %s)", self.failures,
                            self.first_error)
-        self.failures = 0
+            self.failures = 0

@@ -38,16 +38,17 @@ def timeframe(bar_period: pd.Timedelta) -> TimeFrame:
 
 
 class AlpacaGateway:
-    def __init__(self, trading, data, feed: str = "iex", attempts: int = 4, max_wait: float = 8.0):
+    def __init__(self, trading, data, feed: str = "iex", attempts: int = 4, max_wait: float = 8.0,
+                 first_wait: float = 0.5):
         self.trading, self.data = trading, data
         self.feed = DataFeed(feed)
-        self.attempts, self.max_wait = attempts, max_wait
+        self.attempts, self.max_wait, self.first_wait = attempts, max_wait, first_wait
         self.incident = Incident()
 
     # ------------------------------------------------------------------ retries
     def _read(self, what: str, fn: Callable):
         retrying = Retrying(stop=stop_after_attempt(self.attempts), reraise=False,
-                            wait=wait_exponential(multiplier=0.5, max=self.max_wait),
+                            wait=wait_exponential(multiplier=self.first_wait, max=self.max_wait),
                             retry=retry_if_exception(is_transient))
         try:
             result = retrying(fn)
@@ -60,7 +61,7 @@ class AlpacaGateway:
                 self.incident.failed(what, exc)
                 raise BrokerUnavailable(f"{what}: {exc}") from exc
             raise
-        self.incident.recovered()
+        self.incident.recovered(what)
         return result
 
     # ------------------------------------------------------------------ trading reads

@@ -87,7 +87,10 @@ def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: 
         params["journal"] = journal
     if clock is not None:
         params["clock"] = clock
-    strategy = CombinedStrategy(broker=broker, name="CombinedStrategy", parameters=params, benchmark_asset=None)
+    # data_source given explicitly: otherwise Lumibot's Strategy builds a default Alpaca broker from the
+    # environment's keys (with its own websocket to the real Alpaca) and swaps in its data source
+    strategy = CombinedStrategy(broker=broker, data_source=broker.data_source, name="CombinedStrategy",
+                                parameters=params, benchmark_asset=None)
     strategy.set_market("24/7")
     return strategy
 

@@ -1,7 +1,8 @@
 """Start-up reconciliation: before the first iteration, make the journal agree with the broker.
 
-- Orders the journal left as "sending" (the process died between writing and sending) are looked up
-  by client order id: found means sent, not found means not sent.
+- Orders the journal left in doubt ("sending": the process died between writing and sending;
+  "unknown": the submit failed without a clear answer) are looked up by client order id: found means
+  sent, not found means not sent. Live iterations settle these first too.
 - Every open order at Alpaca is matched to the journal by client order id and watched for fills;
   orders the bot did not place are reported.
 - Fills that happened while the bot was down are recorded from the watch list.
@@ -19,19 +20,28 @@ from trading.ledger import Fill, Ledger
 from trading.orders import role_from_client_id
 
 
-def reconcile(gateway: AlpacaGateway, journal: Journal, ledger: Ledger, watcher: FillWatcher,
-              now: datetime) -> list[str]:
+def resolve_in_doubt(gateway: AlpacaGateway, journal: Journal, watcher: FillWatcher) -> list[str]:
+    """Orders whose fate the journal does not know, settled by looking them up by client order id:
+    "sending" (the process died while sending) and "unknown" (the submit failed in a way that may have
+    reached Alpaca: a timeout, a 5xx, a reset). Found: sent, watched for fills. Not found: not sent."""
     lines = []
-    unsent = journal.conn.execute("SELECT client_order_id FROM orders WHERE status='sending'").fetchall()
-    for (cid,) in unsent:
+    rows = journal.conn.execute("SELECT client_order_id, status FROM orders WHERE status IN ('sending', 'unknown')")
+    for cid, status in rows.fetchall():
         found = gateway.order_by_client_id(cid)
+        why = "was being sent when the bot stopped" if status == "sending" else "had no answer from Alpaca"
         if found is None:
             journal.update_order(cid, status="not sent")
-            lines.append(f"{cid}: was being sent when the bot stopped; Alpaca has no such order (not sent)")
+            lines.append(f"{cid}: {why}; Alpaca has no such order (not sent)")
         else:
             journal.update_order(cid, broker_order_id=str(found.id), status=str(getattr(found.status, "value", "")))
             watcher.track(str(found.id), found.symbol, str(found.side.value), role_from_client_id(cid) or "unknown")
-            lines.append(f"{cid}: was being sent when the bot stopped; Alpaca has it ({found.status.value})")
+            lines.append(f"{cid}: {why}; Alpaca has it ({found.status.value})")
+    return lines
+
+
+def reconcile(gateway: AlpacaGateway, journal: Journal, ledger: Ledger, watcher: FillWatcher,
+              now: datetime) -> list[str]:
+    lines = resolve_in_doubt(gateway, journal, watcher)
 
     raw = gateway.open_orders()
     ours = foreign = 0

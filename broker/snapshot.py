@@ -63,10 +63,12 @@ def session_now(clock, now: datetime, extended_enabled: bool) -> Session | None:
 
 
 def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_period: pd.Timedelta,
-                        features=None, history_bars: int = 400, session: Session = "regular") -> Snapshot:
+                        features=None, history_bars: int = 400, session: Session = "regular",
+                        raw_orders: list | None = None) -> Snapshot:
+    """`raw_orders`: the open orders when the caller has just read them (they are not read twice)."""
     account = gateway.account()
     positions = gateway.positions()
-    orders = open_orders(gateway.open_orders())
+    orders = open_orders(gateway.open_orders() if raw_orders is None else raw_orders)
     symbols = list(dict.fromkeys([*s.all_symbols(benchmarks=("SPY",)), *(p.symbol for p in positions)]))
     # enough calendar days for `history_bars` regular-session bars (7 a day), plus weekends and holidays
     days = int(history_bars / 6.5 * 1.5) + 10 if bar_period < pd.Timedelta(days=1) else int(history_bars * 1.5) + 10

@@ -83,6 +83,7 @@ class CombinedStrategy(Strategy):
         self._last_snapshot: Snapshot | None = None
         self._kelly_note = ""
         self._closed_noted = False
+        self._skipped = 0  # iterations skipped in the current broker outage
         self.clock = p.get("clock")
         now = self.now()
         gateway = p.get("gateway")
@@ -120,8 +121,15 @@ class CombinedStrategy(Strategy):
         try:
             snap = self._live_snapshot(now) if self.venue.live else self.venue.snapshot(now)
         except BrokerUnavailable as exc:
-            self.decision_log.note(now, "plan", f"broker unreachable, skipping this iteration: {exc}", "warning")
+            self._skipped += 1
+            if self._skipped == 1:  # once per outage; the broker's own log says when it answers again
+                self.decision_log.note(now, "plan", f"broker unreachable, skipping this iteration (and the next "
+                                       f"ones until it answers): {exc}", "warning")
             return
+        if self._skipped:
+            self.decision_log.note(now, "plan", f"broker answering again after {self._skipped} skipped "
+                                   "iteration(s): positions and orders re-read, protection re-checked")
+            self._skipped = 0
         if snap is None:
             return
         self._last_snapshot = snap
@@ -171,7 +179,7 @@ class CombinedStrategy(Strategy):
             return None
         self._closed_noted = False
         for line in self.venue.sync_fills(now):
-            self.decision_log.note(now, "plan", f"fill: {line}")
+            self.decision_log.note(now, "plan", line)
         return self.venue.snapshot(now)
 
     def _hedged_now(self) -> bool:

@@ -19,8 +19,9 @@ from alpaca.common.exceptions import APIError
 from broker.errors import BrokerUnavailable, is_transient, message_of, status_of
 from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
+from broker.reconcile import resolve_in_doubt
 from broker.snapshot import build_live_snapshot
-from trading.orders import StopUpdate
+from trading.orders import OcoOrder, StopUpdate
 from trading.snapshot import Snapshot
 
 logger = logging.getLogger("trader.strategy")
@@ -76,37 +77,58 @@ class AlpacaVenue:
                  history_bars: int = 400):
         self.st, self.gw, self.watcher, self.dry_run = strategy, gateway, watcher, dry_run
         self.history_bars = history_bars
-        self._raw_open: list = []
+        self._raw_open: list | None = None  # the open orders sync_fills just read, for the snapshot after it
+        self._open: dict = {}  # the last snapshot's open orders by id (bracket/OCO groups for cancels)
 
     def snapshot(self, now) -> Snapshot:
+        raw, self._raw_open = self._raw_open, None  # one open-orders read per iteration, used once
         snap = build_live_snapshot(self.gw, self.st.settings, now, self.st.bar_period, self.st.features,
-                                   self.history_bars, self.st.session)
+                                   self.history_bars, self.st.session, raw_orders=raw)
+        self._open = {o.order_id: o for o in snap.open_orders}
         return snap
 
     def sync_fills(self, now) -> list[str]:
+        """Settle orders in doubt, then record what filled since the last iteration."""
+        lines = resolve_in_doubt(self.gw, self.st.journal, self.watcher)
         self._raw_open = self.gw.open_orders()
         self.watcher.track_open(self._raw_open)
-        return self.watcher.sync(self.gw, self.st.ledger, self._raw_open, now)
+        return lines + [f"fill: {n}" for n in self.watcher.sync(self.gw, self.st.ledger, self._raw_open, now)]
 
     def cancel(self, order_ids: tuple[str, ...]) -> bool:
-        """Cancel and wait until Alpaca no longer lists them open: until then their shares are held."""
+        """Cancel and wait until Alpaca no longer lists them open: until then their shares are held.
+        One DELETE per bracket/OCO group (cancelling a member cancels the group; a second DELETE would be
+        refused as already cancelled); orders that were not open (a filled bracket parent) are left alone.
+        Whatever is still open after the first round is cancelled one by one."""
         if self.dry_run:
             return True
+        wanted = {oid for oid in order_ids if oid in self._open} if self._open else set(order_ids)
+        first: dict[str, str] = {}
         for oid in order_ids:
+            if oid in wanted:
+                o = self._open.get(oid)
+                first.setdefault((o.parent_id or o.order_id) if o else oid, oid)
+        sent = set(first.values())
+        for oid in sent:
             self.gw.cancel(oid)
         deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        wanted = set(order_ids)
         while True:
-            still = {str(o.id) for o in self.gw.open_orders() for o in (o, *(o.legs or ()))} & wanted
+            still = {str(x.id) for o in self.gw.open_orders() for x in (o, *(o.legs or ()))} & wanted
             if not still:
                 return True
             if time.monotonic() > deadline:
                 return False
+            for oid in still - sent:  # a member the group cancel did not take down
+                self.gw.cancel(oid)
+                sent.add(oid)
             time.sleep(0.25)
 
     def submit(self, lumi_order, order) -> Submitted:
         if self.dry_run:
             return Submitted(False, status="dry-run", note="dry run: not sent")
+        if isinstance(order, OcoOrder):
+            # Lumibot copies the OCO's stop to a top-level stop_price beside type=limit, which Alpaca's rules
+            # refuse ("limit orders require no stop price"); the stop travels in stop_loss (its child leg)
+            lumi_order.stop_price = None
         try:
             submitted = self.st.submit_order(lumi_order)
         except Exception as exc:  # noqa: BLE001 - every failure is classified below; none is retried blindly
@@ -129,8 +151,9 @@ class AlpacaVenue:
                 self.watcher.track(str(found.id), order.symbol, _value(found.side), self.st.role_for(order))
                 how = "already sent earlier" if duplicate else f"the response was lost ({status or type(exc).__name__})"
                 return Submitted(True, str(found.id), _value(found.status), note=f"{how}; found by client order id")
-            return Submitted(False, status="not sent", note=f"not sent ({status or type(exc).__name__}: {message}); "
-                             "the next iteration decides again")
+            return Submitted(False, status="unknown", note=f"no answer ({status or type(exc).__name__}: {message}) "
+                             "and not found by client order id yet; the next iteration looks it up again before "
+                             "deciding anything")
         return Submitted(False, status="rejected", note=f"rejected by Alpaca ({status}: {message})")
 
     def move_stop(self, update: StopUpdate) -> Submitted:

@@ -636,6 +636,22 @@ def test_lost_response_then_retry_hits_the_unique_client_order_id(srv):
     assert c.get_order_by_client_id("once").status.value == "filled"
 
 
+def test_reset_drops_the_connection_before_or_after_processing(srv):
+    import requests
+
+    c = trading(srv)
+    srv.faults.add("reset", method="POST", path="/v2/orders")
+    req = MarketOrderRequest(symbol="AAPL", qty=1, side="buy", time_in_force="day", client_order_id="r-1")
+    with pytest.raises(requests.ConnectionError):
+        c.submit_order(req)
+    assert srv.orders == {}  # dropped before it was processed
+    srv.faults.add("reset", method="POST", path="/v2/orders", after=True)
+    with pytest.raises(requests.ConnectionError):
+        c.submit_order(req)
+    assert c.get_order_by_client_id("r-1").status.value == "filled"  # processed, the answer never came
+    assert [r["status"] for r in srv.requests if r["method"] == "POST"] == ["reset", "reset"]
+
+
 def test_alpaca_py_retries_504_when_retry_is_left_on(srv):
     c = trading(srv)
     c._retry, c._retry_wait = 3, 0

@@ -1,8 +1,8 @@
 """Step 3: hedge with an inverse ETF when the bellwethers are broadly overbought, unwind when calm.
 
 breadth = share of bellwethers (with data) whose RSI is above RSI_OVERBOUGHT.
-- breadth >= BEARISH_THRESHOLD and no hedge: buy an inverse ETF with a bracket, sized up to
-  MAX_INVERSE_ALLOCATION of the portfolio (and the cash above MIN_CASH_RESERVE);
+- breadth >= BEARISH_THRESHOLD and no hedge: buy an inverse ETF with a bracket, sized to
+  MAX_INVERSE_ALLOCATION less TRIM_BUFFER_PCT of the portfolio (and at most the cash above MIN_CASH_RESERVE);
 - breadth < BEARISH_EXIT_THRESHOLD with a hedge: cancel its legs and sell it (unwind);
 - in between: keep what is there. The gap between the two thresholds stops the hedge flapping.
 
@@ -67,6 +67,12 @@ def choose_inverse(breadth: float, snap: Snapshot, s: Settings) -> tuple[str, st
     return s.inverse_etfs["general"], "1x hedge"
 
 
+def hedge_target_pct(s: Settings) -> float:
+    """A new hedge is sized to the cap less the trim buffer: bought at the cap itself, the first uptick of
+    the ETF would trim it (cancelling and re-placing its legs) an hour later."""
+    return s.max_inverse_allocation - min(s.trim_buffer_pct, s.max_inverse_allocation / 2)
+
+
 def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: float, exiting: set[str],
                ids) -> list[Decision]:
     step = Step.HEDGE
@@ -84,7 +90,7 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
 
     if breadth.ratio >= s.bearish_threshold and not hedged:
         symbol, why = choose_inverse(breadth.ratio, snap, s)
-        budget = min(s.max_inverse_allocation * snap.portfolio_value, cash_available)
+        budget = min(hedge_target_pct(s) * snap.portfolio_value, cash_available)
         price = snap.price(symbol)
         order = build_bracket_for_budget(symbol, price, budget, s.stop_loss_pct, s.take_profit_pct,
                                          ids(symbol, "hedge"), snap.session)

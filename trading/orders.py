@@ -101,6 +101,7 @@ class BracketOrder:
     stop_loss: Decimal
     client_order_id: str
     time_in_force: str = "gtc"
+    side = "buy"  # long entries only
 
     def __post_init__(self) -> None:
         _check_whole(self.qty, "a bracket order")
@@ -128,6 +129,7 @@ class OcoOrder:
     stop_loss: Decimal
     client_order_id: str
     time_in_force: str = "gtc"
+    side = "sell"  # protects a long
 
     def __post_init__(self) -> None:
         _check_whole(self.qty, "an OCO order")

@@ -3,7 +3,9 @@
 A long position without a resting stop gets, in this order:
 - a software stop check: at or below -STOP_LOSS_PCT from its entry it is sold at market;
 - a warning when it is within NEAR_STOP_WARNING_PCT of that stop;
-- an OCO (take-profit limit + stop) for the unprotected whole shares, at the entry-based levels.
+- an OCO (take-profit limit + stop) for the unprotected whole shares, at the entry-based levels; sell
+  orders with no stop in their group (a take-profit whose stop leg Alpaca rejected) are cancelled
+  first, as they hold the shares the OCO needs.
 When the price already stands above the entry-based take-profit, the levels are re-anchored on the
 current price (the step protects positions; it does not liquidate winners) and the line says so.
 """
@@ -91,6 +93,8 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
                                       data))
             continue
         why = "no server-side protection" if not prot.has_stop else f"only {prot.stop_qty:g} of {whole} sh covered"
+        if prot.orphan_ids:
+            why += f" (cancel {len(prot.orphan_ids)} sell order(s) with no stop, which hold the shares)"
         anchor_note = (f"; price {price:.2f} is past the entry-based target, levels re-anchored on it"
                        if anchored else "")
         frac = h.qty - whole
@@ -98,7 +102,7 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
         decisions.append(Decision(Step.PROTECT, sym, "protect",
                                   f"{why} ({pnl:+.1%}): OCO {oco.qty} sh, stop {oco.stop_loss}, target "
                                   f"{oco.take_profit}{basis_note}{anchor_note}{frac_note}",
-                                  Intent(IntentKind.PROTECT, sym, (oco,)), data=data))
+                                  Intent(IntentKind.PROTECT, sym, (oco,), prot.orphan_ids), data=data))
     if snap.holdings:
         unprotected = len(snap.holdings) - protected
         decisions.insert(0, Decision(Step.PROTECT, None, "check",

@@ -66,6 +66,8 @@ class Protection:
     target_price: float | None
     stop_qty: float
     order_ids: tuple[str, ...]  # everything to cancel before selling shares (legs and their parents)
+    orphan_ids: tuple[str, ...] = ()  # sells in a group with no stop (a bracket whose stop leg was rejected):
+    #                                   they hold shares a new OCO needs, and protect nothing on the way down
 
     @property
     def has_stop(self) -> bool:
@@ -118,7 +120,9 @@ class Snapshot:
         ids = tuple(dict.fromkeys([o.order_id for o in sells] + [o.parent_id for o in sells if o.parent_id]))
         stop_price = max((o.stop_price for o in stops if o.stop_price), default=None)
         target_price = min((o.limit_price for o in targets if o.limit_price), default=None)
-        return Protection(symbol, stop_price, target_price, sum(o.qty for o in stops), ids)
+        guarded = {o.parent_id or o.order_id for o in stops}
+        orphans = tuple(o.order_id for o in sells if o not in stops and (o.parent_id or o.order_id) not in guarded)
+        return Protection(symbol, stop_price, target_price, sum(o.qty for o in stops), ids, orphans)
 
     def has_open_entry(self, symbol: str) -> bool:
         return any(o.is_entry for o in self.orders_for(symbol))

@@ -5,6 +5,8 @@ HTTP faults (matched per request by `method` and `path` prefix, used up after `t
   "500"/"503"/"504" answer that status with a small JSON body, without processing.
   "timeout"        sleep params["seconds"] (default 3) before handling the request normally.
   "lost_response"  process the request (an order is really accepted), then answer 504.
+  "reset"          drop the connection without an answer (the client sees a connection reset); with
+                   params after=True the request is processed first (an order accepted, the answer lost).
 Order faults (used up by the next matching order that the server accepts):
   "partial_fill"   params: fraction (0.5), symbol (optional). The first fill of that order is only
                    fraction x qty (status partially_filled); the rest fills at the next bar.
@@ -23,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-HTTP_KINDS = ("429", "500", "503", "504", "timeout", "lost_response")
+HTTP_KINDS = ("429", "500", "503", "504", "timeout", "lost_response", "reset")
 ORDER_KINDS = ("partial_fill", "reject_leg")
 STATE_KINDS = ("halt_symbol", "stale_data")
 KINDS = HTTP_KINDS + ORDER_KINDS + STATE_KINDS

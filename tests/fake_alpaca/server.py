@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 import traceback
@@ -23,6 +24,7 @@ UNAUTHORIZED = {"code": 40110000, "message": "request is not authorized"}
 FAULT_BODIES = {"500": {"code": 50010000, "message": "internal server error"},
                 "503": {"code": 50310000, "message": "service unavailable"},
                 "504": {"message": "gateway timeout"}}
+RESET = -1  # _answer's status for "drop the connection without an answer"
 
 
 class RateLimiter:
@@ -147,6 +149,14 @@ class Handler(BaseHTTPRequestHandler):
         body, _raw, bad_json = self._read_body()
         status, payload, headers = self._answer(owner, method, path, query, body, bad_json)
         plain = _plain(body)
+        if status == RESET:  # the connection drops: no status line, no body (the client sees a reset)
+            with owner.log_lock:
+                owner.requests.append({"method": method, "path": path, "query": query, "body": plain,
+                                       "status": "reset", "time": owner.now, "wall": time.time()})
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
         entry = {"method": method, "path": path, "query": query, "body": plain, "status": status,
                  "time": owner.now, "wall": time.time()}
         with owner.log_lock:
@@ -177,6 +187,9 @@ class Handler(BaseHTTPRequestHandler):
                 headers["X-Ratelimit-Reset"] = int(time.time()) + int(hit.params.get("reset_in", 60))
                 return 429, {"message": "too many requests"}, headers
             return int(hit.kind), FAULT_BODIES[hit.kind], headers
+        reset = faults.take("reset", method, path)
+        if reset is not None and not reset.params.get("after"):
+            return RESET, None, headers
         lost = faults.take("lost_response", method, path)
         if bad_json:
             status, payload = 400, {"code": 40010000, "message": "request body format is invalid"}
@@ -188,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload = 500, {"code": 50010000, "message": f"fake server error: {exc}"}
         if lost is not None:
             return 504, FAULT_BODIES["504"], headers
+        if reset is not None:
+            return RESET, None, headers
         return status, payload, headers
 
 

@@ -1,0 +1,284 @@
+"""The live path, proven offline: the bot as it runs live, through Lumibot's real Alpaca broker and the real
+alpaca-py clients, against the fake Alpaca server (tests/fake_alpaca), which enforces Alpaca's order rules.
+
+Nothing here mocks the broker, the SDK or Lumibot: the only fake is the server at the other end of the
+socket. See tests/live_harness.py for the scripted market and the checks.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+from tests.fake_alpaca import FakeAlpaca
+from tests.live_harness import (
+    NY,
+    LiveBot,
+    accepted_orders,
+    duplicate_orders,
+    journal_mismatches,
+    order_rejections,
+    run_day,
+    scripted_market,
+    unprotected_positions,
+)
+
+OPEN = "2024-03-05 09:31"  # a minute into the scripted day (Tuesday)
+
+
+@pytest.fixture(scope="module")
+def day_bars() -> dict[str, pd.DataFrame]:
+    return scripted_market()
+
+
+def start_server(bars, now: str = OPEN, xom_weight: float = 0.25, **kw) -> FakeAlpaca:
+    """The fake with $100k cash and, unless xom_weight=0, an unprotected XOM position bought before the bot
+    existed, worth `xom_weight` of the account (a winner grown past the 15% cap)."""
+    srv = FakeAlpaca(bars, now=pd.Timestamp(now, tz=NY), **kw).start()
+    if xom_weight:
+        px = srv.price("XOM")
+        srv.add_position("XOM", int(xom_weight / (1 - xom_weight) * 100_000 / px), 80.0)
+    return srv
+
+
+@pytest.fixture
+def srv(day_bars):
+    s = start_server(day_bars)
+    yield s
+    s.stop()
+
+
+def parents(srv: FakeAlpaca, intent: str) -> list[dict]:
+    """The bot's orders for one intent (client ids are strategy-SYMBOL-intent-YYYYmmddTHHMM-hash)."""
+    return [o for o in accepted_orders(srv) if o.get("client_order_id", "").startswith("combined-")
+            and "-".join(o["client_order_id"].split("-")[2:-2]) == intent]
+
+
+# ---------------------------------------------------------------------------------------------- a trading day
+def test_scripted_day_enters_trims_hedges_and_unwinds_with_no_rejected_order(srv, tmp_path):
+    bot = LiveBot(srv, tmp_path / "journal.sqlite")
+    start = bot.lines("plan")
+    assert any("reconciled with Alpaca: 1 position(s) (1 without a stop: XOM)" in line and "adopted XOM" in line
+               for line in start)
+    run_day(srv, bot, hours=7)
+
+    (trim,) = parents(srv, "trim")
+    assert (trim["symbol"], trim["side"], trim["type"], trim["status"]) == ("XOM", "sell", "market", "filled")
+    (reprotect,) = parents(srv, "trim-oco")
+    assert reprotect["symbol"] == "XOM" and reprotect["order_class"] == "oco" and reprotect["status"] == "new"
+    (hedge,) = parents(srv, "hedge")
+    assert hedge["order_class"] == "bracket" and hedge["symbol"] in ("SH", "SPXS", "SQQQ")
+    assert hedge["status"] == "filled" and float(hedge["qty"]) == int(float(hedge["qty"]))
+    (unwind,) = parents(srv, "unhedge")
+    assert unwind["symbol"] == hedge["symbol"] and unwind["status"] == "filled"
+    assert hedge["symbol"] not in srv.positions()
+    (entry,) = parents(srv, "enter")
+    assert (entry["symbol"], entry["order_class"], entry["time_in_force"]) == ("JPM", "bracket", "gtc")
+    legs = [o for o in srv.orders.values() if o.get("legs") is None and o["symbol"] == "JPM" and o["side"] == "sell"]
+    assert {o["type"] for o in legs} == {"limit", "stop"}
+
+    assert order_rejections(srv) == []  # not one request Alpaca's rules refuse, cancels included
+    assert duplicate_orders(srv) == []
+    assert unprotected_positions(srv) == []
+    assert journal_mismatches(bot.journal, srv) == []
+    closed = bot.journal.frame("closed_trades")
+    assert set(closed["exit_reason"]) >= {"trim", "hedge_unwind"}
+
+
+def test_market_data_is_one_bars_and_one_latest_trades_request_per_iteration(srv, tmp_path):
+    bot = LiveBot(srv, tmp_path / "journal.sqlite")
+    for _ in range(3):
+        srv.clear_log()
+        bot.iterate()
+        data = [r for r in srv.requests if r["path"].startswith("/v2/stocks")]
+        assert [r["path"] for r in data] == ["/v2/stocks/bars", "/v2/stocks/trades/latest"]
+        symbols = data[0]["query"]["symbols"].split(",")
+        assert {"AAPL", "JPM", "XOM", "SH", "SPXS", "SQQQ", "SPY"} <= set(symbols)
+        assert data[1]["query"]["symbols"].split(",") == symbols
+        assert data[0]["query"]["feed"] == "iex"
+        reads = [r["path"] for r in srv.requests if r["method"] == "GET"]
+        assert [reads.count(p) for p in ("/v2/clock", "/v2/account", "/v2/positions")] == [1, 1, 1]
+        srv.advance(pd.Timedelta(hours=1))
+
+
+def test_dry_run_decides_and_journals_the_exact_requests_but_sends_nothing(srv, tmp_path):
+    bot = LiveBot(srv, tmp_path / "journal.sqlite", dry_run=True)
+    srv.clear_log()
+    bot.iterate()
+    assert [r for r in srv.requests if r["method"] != "GET"] == []
+    assert srv.orders == {}
+    lines = bot.lines()
+    sent = [line for line in lines if line.startswith("DRY RUN would send")]
+    assert any("'order_class': 'bracket'" in line and "'symbol': 'JPM'" in line for line in sent)
+    assert any("'symbol': 'XOM'" in line and "'side': 'sell'" in line for line in sent)
+    orders = bot.journal.frame("orders")
+    assert set(orders["status"]) == {"dry-run"} and {"JPM", "XOM"} <= set(orders["symbol"])
+    assert '"take_profit"' in orders.loc[orders["symbol"] == "JPM", "request"].iloc[0]
+
+
+def test_a_permanent_rejection_is_journaled_with_alpacas_message_and_not_retried(day_bars, tmp_path):
+    srv = start_server(day_bars, xom_weight=0)
+    try:
+        srv.set_asset("JPM", tradable=False)
+        bot = LiveBot(srv, tmp_path / "journal.sqlite")
+        bot.iterate()
+        posts = [r for r in srv.requests if r["method"] == "POST" and (r["body"] or {}).get("symbol") == "JPM"]
+        assert len(posts) == 1 and posts[0]["status"] == 422
+        row = bot.journal.order_by_client_id(posts[0]["body"]["client_order_id"])
+        assert row["status"] == "rejected" and 'asset \\"JPM\\" is not tradable' in row["response"]
+        assert any("rejected by Alpaca (422: asset \"JPM\" is not tradable)" in line for line in bot.lines())
+    finally:
+        srv.stop()
+
+
+def test_restart_adopts_positions_and_orders_it_did_not_place_and_protects_them(day_bars, tmp_path):
+    srv = start_server(day_bars, xom_weight=0)
+    try:
+        srv.add_position("MSFT", 10, 390.0)
+        srv.add_position("JPM", 20, 150.0)
+        stop = srv.engine.submit({"symbol": "JPM", "qty": "20", "side": "sell", "type": "stop", "stop_price": "120",
+                                  "time_in_force": "gtc", "client_order_id": "by-hand-1"})[1]
+        bot = LiveBot(srv, tmp_path / "journal.sqlite")
+        start = " | ".join(bot.lines("plan"))
+        assert "2 position(s) (1 without a stop: MSFT), 1 open order(s) (0 placed by this bot, 1 not)" in start
+        assert "open sell stop order by-hand-1 was not placed by this bot (left as it is)" in start
+        bot.iterate()
+        assert unprotected_positions(srv) == []
+        assert srv.orders[stop["id"]]["status"] == "new"  # the user's own stop is left alone
+        (protect,) = parents(srv, "protect")
+        assert protect["symbol"] == "MSFT" and protect["order_class"] == "oco" and protect["qty"] == "10"
+        assert order_rejections(srv) == []
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------- kill and restart
+class Killed(BaseException):
+    """The process dies here (BaseException: no `except Exception` in the bot can swallow it)."""
+
+
+def killer(at: int, after_sending: bool, writes_only: bool):
+    """Wraps the clients' HTTP sessions: the bot dies at its `at`-th request of this run (or its `at`-th
+    order write: POST, PATCH, DELETE), either before it leaves (never sent) or after the server handled it
+    (sent, the answer lost with the process)."""
+    count = [0]
+
+    def wrap(session) -> None:
+        plain = session.request
+
+        def request(method, url, **kw):
+            counted = not writes_only or method.upper() in ("POST", "PATCH", "DELETE")
+            count[0] += counted
+            if counted and count[0] == at and not after_sending:
+                raise Killed(f"before {method} {url}")
+            response = plain(method, url, **kw)
+            if counted and count[0] == at:
+                raise Killed(f"after {method} {url}")
+            return response
+
+        session.request = request
+
+    return wrap
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_killed_mid_iteration_then_restarted_sends_no_duplicate_and_protects_everything(day_bars, tmp_path, seed):
+    rng = random.Random(seed)
+    srv = start_server(day_bars)
+    try:
+        journal = tmp_path / "journal.sqlite"
+        # the busy first hour: ~20 requests, 6 of them writes (a trim with its OCO, a hedge, an entry, cancels)
+        writes_only = rng.random() < 0.5
+        kill = killer(rng.randint(1, 6 if writes_only else 24), rng.random() < 0.5, writes_only)
+        try:  # killed while starting (reconciliation) or in one of its first two iterations
+            bot = LiveBot(srv, journal, wrap_session=kill)
+            for _ in range(2):
+                bot.iterate()
+                srv.advance(pd.Timedelta(minutes=rng.choice([1, 60])))
+        except Killed:
+            pass
+        srv.advance(pd.Timedelta(minutes=rng.choice([0, 2, 30, 60])))  # restart in the same hour or a later one
+        restarted = LiveBot(srv, journal)
+        restarted.iterate()
+        assert unprotected_positions(srv) == [], f"seed {seed}"
+        assert duplicate_orders(srv) == [], f"seed {seed}"
+        assert [r for r in order_rejections(srv) if r["method"] == "POST"] == [], f"seed {seed}"
+        srv.advance(pd.Timedelta(hours=1))
+        restarted.iterate()
+        assert journal_mismatches(restarted.journal, srv) == [], f"seed {seed}"
+        assert duplicate_orders(srv) == [] and unprotected_positions(srv) == []
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------- faults
+FAULTS = [
+    # (id, fault kind, fault arguments, what the bot must have done)
+    ("429 on a read", "429", dict(method="GET", path="/v2/account", times=2), "retried"),
+    ("500 on a submit", "500", dict(method="POST", path="/v2/orders"), "looked up, decided again"),
+    ("503 for three iterations", "503", dict(method="GET", path="/v2/positions", times=10), "skipped"),
+    ("504 on a submit", "504", dict(method="POST", path="/v2/orders"), "looked up, decided again"),
+    ("timeout on a submit that lands late", "timeout", dict(method="POST", path="/v2/orders", seconds=2.5),
+     "in doubt, then found"),
+    ("timeout on the bars", "timeout", dict(method="GET", path="/v2/stocks/bars", seconds=2.5), "retried"),
+    ("reset before a submit", "reset", dict(method="POST", path="/v2/orders"), "looked up, decided again"),
+    ("reset after a submit", "reset", dict(method="POST", path="/v2/orders", after=True), "found"),
+    ("accepted, response lost", "lost_response", dict(method="POST", path="/v2/orders", times=2), "found"),
+    ("partial fill", "partial_fill", dict(fraction=0.3), "protected"),
+    ("rejected stop leg", "reject_leg", {}, "orphan take-profit replaced by an OCO"),
+    ("halted symbol", "halt_symbol", dict(symbol="JPM"), "no fill, no repeat"),
+    ("stale data", "stale_data", dict(symbol="JPM", bars=3), "no entry"),
+]
+
+
+@pytest.mark.parametrize(("kind", "args", "expect"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
+def test_each_injected_fault_is_survived_without_duplicates_and_the_journal_matches(srv, tmp_path, kind, args,
+                                                                                    expect, caplog):
+    import time
+
+    bot = LiveBot(srv, tmp_path / "journal.sqlite")
+    fault = srv.faults.add(kind, **args)
+    with caplog.at_level("WARNING", logger="trader"):
+        for hour in range(4):
+            bot.iterate()  # nothing escapes: a fault never stops the bot
+            if kind == "timeout":
+                time.sleep(0.6)  # the request the client gave up on completes at the server
+            if hour == 1 and kind in ("halt_symbol", "stale_data"):
+                srv.faults.remove(fault)
+            srv.advance(pd.Timedelta(hours=1))
+    assert duplicate_orders(srv) == []
+    assert [r for r in order_rejections(srv) if r["method"] == "POST"] == []
+    assert journal_mismatches(bot.journal, srv) == []
+    assert unprotected_positions(srv) == []
+    lines = " | ".join(bot.lines())
+    orders = bot.journal.frame("orders")
+    if expect == "retried":
+        assert "broker unreachable, skipping" not in lines
+        assert {"JPM", "XOM"} <= set(parents_symbols(srv, "enter") + parents_symbols(srv, "trim"))
+    elif expect == "skipped":
+        assert lines.count("broker unreachable, skipping this iteration") == 1  # once per incident
+        assert "broker answering again after 2 skipped iteration(s)" in lines
+        assert caplog.text.count("broker unreachable (") == 1 and caplog.text.count("broker reachable again") == 1
+        assert parents_symbols(srv, "enter") == ["JPM"]  # it came back and traded
+    elif expect == "looked up, decided again":
+        assert "the next iteration looks it up again" in lines and "Alpaca has no such order (not sent)" in lines
+        assert set(orders["status"]) >= {"not sent"}
+    elif expect in ("found", "in doubt, then found"):
+        assert "found by client order id" in lines or "had no answer from Alpaca; Alpaca has it" in lines
+        assert "not sent" not in set(orders["status"])
+    elif expect == "protected":
+        pass  # the common checks above: every position under a stop, nothing rejected
+    elif expect == "orphan take-profit replaced by an OCO":
+        assert "(cancel 1 sell order(s) with no stop, which hold the shares)" in lines
+    elif expect == "no fill, no repeat":
+        assert len([o for o in parents(srv, "enter") if o["symbol"] == "JPM"]) == 1
+    elif expect == "no entry":
+        assert "stale_data" in lines and parents_symbols(srv, "enter") in ([], ["JPM"])
+        first = [o for o in parents(srv, "enter") if o["symbol"] == "JPM"]
+        assert not first or first[0]["created_at"] > "2024-03-05T15"  # only once the data was fresh again
+
+
+def parents_symbols(srv: FakeAlpaca, intent: str) -> list[str]:
+    return [o["symbol"] for o in parents(srv, intent)]
