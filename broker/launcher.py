@@ -68,14 +68,15 @@ def banner(settings: Settings, account, dry_run: bool) -> str:
 
 
 def lumibot_broker(settings: Settings, gateway: AlpacaGateway):
-    from lumibot.brokers import Alpaca
     from lumibot.data_sources import AlpacaData
+
+    from broker.lumibot_alpaca import AlpacaBroker
 
     cfg = {"API_KEY": settings.alpaca_api_key.reveal(), "API_SECRET": settings.alpaca_api_secret.reveal(),
            "PAPER": settings.alpaca_paper}
     data = AlpacaData(cfg, stock_client=gateway.data, delay=0)
-    return Alpaca(cfg, trading_client=gateway.trading, data_source=data, connect_stream=False,
-                  start_orders_thread=False)
+    return AlpacaBroker(cfg, trading_client=gateway.trading, data_source=data, connect_stream=False,
+                        start_orders_thread=False)
 
 
 def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None, clock=None):
@@ -89,8 +90,10 @@ def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: 
         params["clock"] = clock
     # data_source given explicitly: otherwise Lumibot's Strategy builds a default Alpaca broker from the
     # environment's keys (with its own websocket to the real Alpaca) and swaps in its data source
+    # force_start_immediately: the first iteration runs a minute after start (then hourly at that minute),
+    # not at the next top of the hour: positions found unprotected at start are protected at once
     strategy = CombinedStrategy(broker=broker, data_source=broker.data_source, name="CombinedStrategy",
-                                parameters=params, benchmark_asset=None)
+                                parameters=params, benchmark_asset=None, force_start_immediately=True)
     strategy.set_market("24/7")
     return strategy
 

@@ -21,7 +21,7 @@ from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
 from broker.reconcile import resolve_in_doubt
 from broker.snapshot import build_live_snapshot
-from trading.orders import OcoOrder, StopUpdate
+from trading.orders import StopUpdate
 from trading.snapshot import Snapshot
 
 logger = logging.getLogger("trader.strategy")
@@ -125,10 +125,6 @@ class AlpacaVenue:
     def submit(self, lumi_order, order) -> Submitted:
         if self.dry_run:
             return Submitted(False, status="dry-run", note="dry run: not sent")
-        if isinstance(order, OcoOrder):
-            # Lumibot copies the OCO's stop to a top-level stop_price beside type=limit, which Alpaca's rules
-            # refuse ("limit orders require no stop price"); the stop travels in stop_loss (its child leg)
-            lumi_order.stop_price = None
         try:
             submitted = self.st.submit_order(lumi_order)
         except Exception as exc:  # noqa: BLE001 - every failure is classified below; none is retried blindly

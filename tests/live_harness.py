@@ -72,6 +72,21 @@ def scripted_market(day: str = "2024-03-05", days: int = 2, history_sessions: in
     return bars
 
 
+def wallclock_market(history_sessions: int = 40, seed: int = 11) -> tuple[dict[str, pd.DataFrame], pd.Timestamp]:
+    """A drifting market whose last bars end now, for the command-line tools run as separate processes (they
+    read the wall clock). Returns the bars and the moment to start the fake at: now."""
+    now = pd.Timestamp.now(tz=NY).floor("s")
+    sessions = sessions_before(now.normalize().tz_localize(None) + pd.Timedelta(days=1), history_sessions)
+    grid = hourly_bars(sessions)
+    rng = np.random.default_rng(seed)
+    symbols = (*UNIVERSE, "SPY", "QQQ")
+    returns = {sym: rng.normal(0.0, 0.002, len(grid)) for sym in symbols}
+    bars = {sym: _ohlcv(START_PRICES[sym], returns[sym], grid.index) for sym in symbols}
+    for sym, (base, leverage, price) in INVERSE.items():
+        bars[sym] = _ohlcv(price, leverage * returns[base], grid.index)
+    return bars, now
+
+
 def _ohlcv(price0: float, r: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
     close = price0 * np.exp(np.cumsum(r))
     open_ = np.concatenate([[price0], close[:-1]])
@@ -114,6 +129,9 @@ class LiveBot:
         self.strategy.initialize()
 
     def iterate(self) -> None:
+        """What Lumibot's live executor does each time: re-read the broker into Lumibot's own books, then run
+        the strategy's iteration (its market-hours check is 24/7 here: the bot asks Alpaca's clock)."""
+        self.strategy._executor.sync_broker()
         self.strategy.on_trading_iteration()
 
     def lines(self, step: str | None = None) -> list[str]:
