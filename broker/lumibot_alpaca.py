@@ -38,7 +38,7 @@ class AlpacaBroker(Alpaca):
     def _keep_last(self, what: str, read):
         try:
             value = read()
-        except Exception as exc:  # noqa: BLE001 - only transient failures are absorbed; the rest re-raise
+        except Exception as exc:
             if not is_transient(exc) or what not in self._last_read:
                 raise
             logger.debug("Lumibot's %s re-read failed (%s); its last copy is kept", what, exc)
