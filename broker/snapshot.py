@@ -5,12 +5,13 @@ their parent's id), indicators from one batched bars request over the rolling wi
 bars that have ended), and the current price of each symbol from one latest-trades request.
 """
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import pandas as pd
 
 from broker.gateway import AlpacaGateway
-from trading.indicators import IndicatorBook, completed_bars, market_frames
+from broker.live_bars import LiveBars
+from trading.indicators import IndicatorBook, market_frames
 from trading.orders import Session
 from trading.settings import Settings
 from trading.snapshot import Holding, OpenOrder, Snapshot
@@ -64,21 +65,14 @@ def session_now(clock, now: datetime, extended_enabled: bool) -> Session | None:
 
 def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_period: pd.Timedelta,
                         features=None, history_bars: int = 400, session: Session = "regular",
-                        raw_orders: list | None = None) -> Snapshot:
-    """`raw_orders`: the open orders when the caller has just read them (they are not read twice)."""
+                        raw_orders: list | None = None, bars: LiveBars | None = None) -> Snapshot:
+    """`raw_orders`: the open orders when the caller has just read them (they are not read twice);
+    `bars`: the bar window kept between iterations (default: a fresh one, fetched in full)."""
     account = gateway.account()
     positions = gateway.positions()
     orders = open_orders(gateway.open_orders() if raw_orders is None else raw_orders)
     symbols = list(dict.fromkeys([*s.all_symbols(benchmarks=("SPY",)), *(p.symbol for p in positions)]))
-    # enough calendar days for `history_bars` regular-session bars (7 a day), plus weekends and holidays
-    days = int(history_bars / 6.5 * 1.5) + 10 if bar_period < pd.Timedelta(days=1) else int(history_bars * 1.5) + 10
-    raw = gateway.bars(symbols, bar_period, pd.Timestamp(now) - timedelta(days=days), pd.Timestamp(now))
-    frames = {}
-    for sym, df in raw.items():
-        if bar_period < pd.Timedelta(days=1):  # Alpaca's hourly bars are clock-aligned: keep the session's
-            minutes = df.index.hour * 60 + df.index.minute
-            df = df[(minutes >= 9 * 60) & (minutes < 16 * 60)]
-        frames[sym] = completed_bars(df, now, bar_period).iloc[-history_bars:]
+    frames = (bars or LiveBars(gateway, bar_period, history_bars)).update(symbols, now)
     notes = []
     if frames:
         market = IndicatorBook(market_frames(frames, s.rsi_period, features), bar_period).as_of(now)

@@ -19,6 +19,7 @@ from alpaca.common.exceptions import APIError
 from broker.errors import BrokerUnavailable, is_transient, message_of, status_of
 from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
+from broker.live_bars import LiveBars
 from broker.reconcile import resolve_in_doubt
 from broker.snapshot import build_live_snapshot
 from trading.orders import StopUpdate
@@ -77,13 +78,14 @@ class AlpacaVenue:
                  history_bars: int = 400):
         self.st, self.gw, self.watcher, self.dry_run = strategy, gateway, watcher, dry_run
         self.history_bars = history_bars
+        self.bars = LiveBars(gateway, strategy.bar_period, history_bars)  # kept between iterations
         self._raw_open: list | None = None  # the open orders sync_fills just read, for the snapshot after it
         self._open: dict = {}  # the last snapshot's open orders by id (bracket/OCO groups for cancels)
 
     def snapshot(self, now) -> Snapshot:
         raw, self._raw_open = self._raw_open, None  # one open-orders read per iteration, used once
         snap = build_live_snapshot(self.gw, self.st.settings, now, self.st.bar_period, self.st.features,
-                                   self.history_bars, self.st.session, raw_orders=raw)
+                                   self.history_bars, self.st.session, raw_orders=raw, bars=self.bars)
         self._open = {o.order_id: o for o in snap.open_orders}
         return snap
 

@@ -104,6 +104,30 @@ def test_market_data_is_one_bars_and_one_latest_trades_request_per_iteration(srv
         srv.advance(pd.Timedelta(hours=1))
 
 
+def test_bar_window_is_fetched_in_full_once_a_day_then_only_from_the_last_bar(srv, tmp_path):
+    from broker.live_bars import LiveBars
+
+    bot = LiveBot(srv, tmp_path / "journal.sqlite")
+    srv.clear_log()
+    for _ in range(4):
+        bot.iterate()
+        srv.advance(pd.Timedelta(hours=1))
+    srv.set_now(pd.Timestamp("2024-03-06 09:45", tz=NY))  # the next morning
+    bot.iterate()
+    bars = [r for r in srv.requests if r["path"] == "/v2/stocks/bars"]
+    spans = [(pd.Timestamp(r["time"]) - pd.Timestamp(r["query"]["start"])) for r in bars]
+    assert len(bars) == 5
+    assert spans[0] > pd.Timedelta(days=60) and spans[4] > pd.Timedelta(days=60)  # full window, each day
+    assert all(sp < pd.Timedelta(days=1) for sp in spans[1:4])  # in between: from the last bar held
+    now = srv.now
+    symbols = list(bot.strategy.venue.bars.frames)
+    kept = bot.strategy.venue.bars.update(symbols, now)
+    fresh = LiveBars(bot.gateway, pd.Timedelta(hours=1), bot.strategy.venue.history_bars).update(symbols, now)
+    assert set(kept) == set(fresh) and len(kept["AAPL"]) > 250
+    for sym in fresh:
+        pd.testing.assert_frame_equal(kept[sym], fresh[sym])
+
+
 def test_dry_run_decides_and_journals_the_exact_requests_but_sends_nothing(srv, tmp_path):
     bot = LiveBot(srv, tmp_path / "journal.sqlite", dry_run=True)
     srv.clear_log()
@@ -283,3 +307,59 @@ def test_each_injected_fault_is_survived_without_duplicates_and_the_journal_matc
 
 def parents_symbols(srv: FakeAlpaca, intent: str) -> list[str]:
     return [o["symbol"] for o in parents(srv, intent)]
+
+
+# ---------------------------------------------------------------------------------------------- sessions
+def test_outside_the_session_only_day_limit_extended_orders_and_never_a_bracket(day_bars, tmp_path):
+    srv = start_server(day_bars, now="2024-03-05 17:05")  # after the close, inside the after-hours session
+    try:
+        closed = LiveBot(srv, tmp_path / "closed.sqlite")
+        srv.clear_log()
+        closed.iterate()
+        assert [r for r in srv.requests if r["method"] != "GET"] == []  # regular session only by default
+        assert "market closed (Alpaca clock)" in " | ".join(closed.lines())
+
+        bot = LiveBot(srv, tmp_path / "journal.sqlite", env={"ENABLE_EXTENDED_HOURS": "true"})
+        bot.iterate()
+        posts = [r["body"] for r in srv.requests if r["method"] == "POST"]
+        assert posts, "the oversized XOM position is trimmed after hours"
+        for body in posts:
+            assert body.get("order_class") != "bracket"
+            if body.get("order_class") in (None, "", "simple"):
+                assert (body["type"], body["time_in_force"], body.get("extended_hours")) == ("limit", "day", True)
+        trim = next(b for b in posts if b["client_order_id"].split("-")[2] == "trim")
+        assert trim["symbol"] == "XOM" and trim["side"] == "sell"
+        assert any(b.get("order_class") == "oco" and b["time_in_force"] == "gtc" for b in posts)  # stays protected
+        assert "brackets are not allowed outside the regular session" in " | ".join(bot.lines("entry"))
+        assert order_rejections(srv) == []
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------- connections
+def test_soak_reuses_one_connection_per_api_so_the_socket_count_stays_flat(day_bars, tmp_path):
+    import os
+    import re
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    def established() -> int:
+        out = subprocess.run(["bash", str(ROOT / "utils" / "monitor_sockets.sh"), "--pid", str(os.getpid())],
+                             capture_output=True, text=True, check=True).stdout
+        return int(re.search(r"ESTABLISHED (\d+)", out).group(1))
+
+    # the fake's 200-a-minute limit is wall-clock; 41 iterations a few seconds apart are not how the bot runs
+    srv = start_server(day_bars, rate_limit=None, data_rate_limit=None)
+    try:
+        bot = LiveBot(srv, tmp_path / "journal.sqlite")
+        bot.iterate()
+        at_start = established()
+        for _ in range(40):  # two sessions and the night between, every 20 minutes
+            srv.advance(pd.Timedelta(minutes=20))
+            bot.iterate()
+        assert established() == at_start == 4  # the bot's trading and data clients, and the fake's two ends
+        assert srv.connections_accepted == 2
+        assert order_rejections(srv) == [] and unprotected_positions(srv) == []
+    finally:
+        srv.stop()
