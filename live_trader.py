@@ -14,9 +14,10 @@ import sys
 from datetime import UTC, date
 from pathlib import Path
 
+from strategies import STRATEGIES
 from utils import lumibot_env
 
-KNOWN_STRATEGIES = ("combined",)  # kept in sync with strategies.STRATEGIES by a test; avoids importing Lumibot
+KNOWN_STRATEGIES = tuple(STRATEGIES)
 
 
 class UsageError(Exception):
@@ -103,12 +104,13 @@ def run_backtest_command(args) -> int:
     from utils import logging_setup
 
     out_root = (args.out or Path(settings.reports_dir)).resolve()
-    config = runner.BacktestConfig(data=args.data, start=args.start, end=args.end, budget=args.budget, book=args.book,
-                            seed=DEFAULT_SEED if args.seed is None else args.seed, out_root=out_root,
-                            progress=not args.no_progress)
+    config = runner.BacktestConfig(strategy=args.strategy, data=args.data, start=args.start, end=args.end,
+                                   budget=args.budget, book=args.book, out_root=out_root,
+                                   seed=DEFAULT_SEED if args.seed is None else args.seed,
+                                   progress=not args.no_progress)
     prep = runner.prepare(config, settings)  # bad data fails here, before any file is written
     where = "the built-in simulated market" if args.data == "builtin" else args.data
-    print(f"Backtesting CombinedStrategy offline on {where}, {prep.start.date()} .. "
+    print(f"Backtesting {runner.strategy_name(config)} offline on {where}, {prep.start.date()} .. "
           f"{(prep.end - pd.Timedelta(days=1)).date()} ({prep.market.timestep} bars; no network, no browser)",
           flush=True)
     for w in prep.warnings:
@@ -185,7 +187,7 @@ def run_live_command(args) -> int:
         raise UsageError(str(exc)) from None
     logging_setup.configure(settings.log_level, console=True, logfile=Path("logs") / "trader.log")
     try:
-        return run(settings, gateway, scorer, args.dry_run)
+        return run(settings, gateway, scorer, args.dry_run, strategy=args.strategy)
     finally:
         logging_setup.close()
 

@@ -34,6 +34,7 @@ NY = "America/New_York"
 
 @dataclass(frozen=True)
 class BacktestConfig:
+    strategy: str = "combined"  # a name in strategies.STRATEGIES
     data: str = "builtin"  # "builtin" or "csv:DIR"
     start: date | None = None
     end: date | None = None
@@ -175,7 +176,7 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     from lumibot.backtesting import PandasDataBacktesting
     from lumibot.entities import Asset, Data
 
-    from strategies.combined_strategy import CombinedStrategy
+    from strategies import strategy_class
     from utils.lumibot_env import quiet_known_noise
 
     quiet_known_noise()
@@ -194,10 +195,11 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
                   "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer,
                   "journal_path": str(out_dir / "journal.sqlite")}
     with _working_dir(out_dir):
-        results, strategy = CombinedStrategy.run_backtest(
+        cls = strategy_class(config.strategy)
+        results, strategy = cls.run_backtest(
             PandasDataBacktesting, start.to_pydatetime().replace(tzinfo=None),
             end.to_pydatetime().replace(tzinfo=None), pandas_data=pandas_data,
-            name="CombinedStrategy", budget=book.cash,
+            name=strategy_name(config), budget=book.cash,
             starting_positions={Asset(s, "stock"): q for s, q in book.quantities.items()} or None,
             benchmark_asset=None, risk_free_rate=0.0, analyze_backtest=False, save_stats_file=False,
             show_plot=False, show_tearsheet=False, save_tearsheet=False, show_indicators=False,
@@ -205,6 +207,12 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
         )
     return BacktestRun(config, settings, market, start, end, book, strategy, results or {}, out_dir,
                        list(prep.warnings), time.perf_counter() - t0)
+
+
+def strategy_name(config: BacktestConfig) -> str:
+    from strategies import STRATEGIES
+
+    return STRATEGIES[config.strategy].split(":")[1]
 
 
 def new_out_dir(root: Path, data: str, start: date, end: date) -> Path:

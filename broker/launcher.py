@@ -79,8 +79,9 @@ def lumibot_broker(settings: Settings, gateway: AlpacaGateway):
                         start_orders_thread=False)
 
 
-def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None, clock=None):
-    from strategies.combined_strategy import CombinedStrategy
+def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None, clock=None,
+                   strategy: str = "combined"):
+    from strategies import STRATEGIES, strategy_class
 
     broker = lumibot_broker(settings, gateway)
     params = {"settings": settings, "gateway": gateway, "scorer": scorer, "dry_run": dry_run}
@@ -92,18 +93,19 @@ def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: 
     # environment's keys (with its own websocket to the real Alpaca) and swaps in its data source
     # force_start_immediately: the first iteration runs a minute after start (then hourly at that minute),
     # not at the next top of the hour: positions found unprotected at start are protected at once
-    strategy = CombinedStrategy(broker=broker, data_source=broker.data_source, name="CombinedStrategy",
-                                parameters=params, benchmark_asset=None, force_start_immediately=True)
-    strategy.set_market("24/7")
-    return strategy
+    cls = strategy_class(strategy)
+    instance = cls(broker=broker, data_source=broker.data_source, name=STRATEGIES[strategy].split(":")[1],
+                   parameters=params, benchmark_asset=None, force_start_immediately=True)
+    instance.set_market("24/7")
+    return instance
 
 
-def run(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool) -> int:
+def run(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, strategy: str = "combined") -> int:
     from lumibot.traders import Trader
 
-    strategy = build_strategy(settings, gateway, scorer, dry_run)
+    instance = build_strategy(settings, gateway, scorer, dry_run, strategy=strategy)
     trader = Trader()
-    trader.add_strategy(strategy)
+    trader.add_strategy(instance)
     # Lumibot traps SIGINT only; route SIGTERM (service managers, docker stop) through the same path
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     trader.run_all()

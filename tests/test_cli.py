@@ -53,11 +53,12 @@ def test_bad_csv_is_rejected_naming_file_and_row(tmp_path):
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir()), "nothing half-written"
 
 
-def test_known_strategies_match_the_registry():
-    import live_trader
-    from strategies import STRATEGIES
+def test_every_registered_strategy_resolves_to_a_lumibot_strategy():
+    from lumibot.strategies import Strategy
 
-    assert set(live_trader.KNOWN_STRATEGIES) == set(STRATEGIES)
+    from strategies import STRATEGIES, strategy_class
+
+    assert STRATEGIES and all(issubclass(strategy_class(name), Strategy) for name in STRATEGIES)
 
 
 def test_daily_csv_backtest_iterates_once_a_day_and_reports_missing_symbols(tmp_path):
