@@ -15,6 +15,7 @@ import pandas as pd
 
 from marketdata.market import OHLCV, Market
 from marketdata.sessions import NY
+from trading.settings import SYMBOL_RE
 
 TIME_COLUMNS = ("datetime", "timestamp", "date")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -31,6 +32,10 @@ def load_csv_dir(folder: str | Path) -> Market:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
     if not files:
         raise DataError(f"--data csv:{folder}: the folder has no .csv files (expected one <SYMBOL>.csv per symbol).")
+    for p in files:
+        if not SYMBOL_RE.match(p.stem.upper()):
+            raise DataError(f"--data csv:{folder}: {p.name} is not named after a stock symbol; name each file "
+                            "<SYMBOL>.csv (e.g. AAPL.csv, BRK.B.csv) or move it out of the folder.")
     frames = {p.stem.upper(): read_symbol_csv(p) for p in files}
     sizes = {sym: _bar_minutes(df) for sym, df in frames.items()}
     kinds = {sym: ("day" if m is None else f"{m:g}-minute") for sym, m in sizes.items()}
@@ -96,10 +101,10 @@ def read_symbol_csv(path: Path) -> pd.DataFrame:
     times = _to_new_york(times, name)
     for col in OHLCV:
         values = pd.to_numeric(raw[col], errors="coerce")
-        nan = np.flatnonzero(values.isna().to_numpy())
+        nan = np.flatnonzero((values.isna() | ~np.isfinite(values.astype(float))).to_numpy())
         if len(nan):
             i = nan[0]
-            raise DataError(f"{name}, row {row(i)}: {col} is empty or not a number ({raw[col].iloc[i]!r}).")
+            raise DataError(f"{name}, row {row(i)}: {col} is empty or not a finite number ({str(raw[col].iloc[i])!r}).")
         raw[col] = values.astype(float)
     for col in PRICE_COLUMNS:
         nonpos = np.flatnonzero((raw[col] <= 0).to_numpy())

@@ -61,18 +61,27 @@ def test_five_minute_bars_are_resampled_to_hourly(tmp_path):
     ("date,open,high,low,close,volume\n2024-01-03,1,2,0.5,1,1\n2024-01-02,1,2,0.5,1,1\n",
      "AAPL.csv, row 3: timestamps are not sorted"),
     ("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,1\n2024-01-03,1,2,0.5,,1\n",
-     "AAPL.csv, row 3: close is empty or not a number"),
+     "AAPL.csv, row 3: close is empty or not a finite number"),
     ("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,1\n2024-01-03,1,2,0.5,-4,1\n",
      "AAPL.csv, row 3: close = -4 is not a positive price"),
     ("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,1\nnot-a-date,1,2,0.5,1,1\n",
      "AAPL.csv, row 3: date 'not-a-date' is not a date/time"),
     ("date,open,high,low,close,volume\n2024-01-02,1,0.4,0.5,1,1\n", "AAPL.csv, row 2: high 0.4 is below low 0.5"),
+    ("date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,1\n2024-01-03,1,inf,0.5,1,1\n",
+     "AAPL.csv, row 3: high is empty or not a finite number ('inf')"),
 ])
 def test_bad_files_name_file_row_and_problem(tmp_path, text, message):
     write(tmp_path, "AAPL.csv", text)
     with pytest.raises(DataError) as err:
         load_csv_dir(tmp_path)
     assert message in str(err.value)
+
+
+def test_a_file_not_named_after_a_symbol_is_rejected(tmp_path):
+    write(tmp_path, "AAPL.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,1\n")
+    write(tmp_path, "my notes.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1,1\n")
+    with pytest.raises(DataError, match=r"my notes\.csv is not named after a stock symbol"):
+        load_csv_dir(tmp_path)
 
 
 def test_mixed_bar_sizes_and_empty_folders_are_rejected(tmp_path):

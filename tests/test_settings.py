@@ -32,12 +32,20 @@ def test_defaults_are_the_designs(settings):
     ("MAX_ENTRY_PCT", "0.2", "MAX_ENTRY_PCT=0.2 must not exceed MAX_POSITION_PCT=0.15"),
     ("UNIVERSE", "AAPL,SH", "UNIVERSE contains inverse ETF(s) SH"),
     ("ALPACA_API_KEY", "PKTEST", "ALPACA_API_SECRET is empty"),
+    ("UNIVERSE", "aa pl", "not a US stock symbol: AA PL"),  # commas separate symbols, not spaces
+    ("BELLWETHERS", " ", "BELLWETHERS is set but empty"),
+    ("MIN_CASH_RESERVE", "inf", "MIN_CASH_RESERVE='inf' is invalid: not a finite number"),
+    ("STOP_LOSS_PCT", "nan", "STOP_LOSS_PCT='nan' is invalid: not a finite number"),
 ])
 def test_bad_values_name_variable_value_and_allowed_range(env, value, expected):
     with pytest.raises(SettingsError) as err:
         Settings.from_mapping({env: value})
     assert expected in str(err.value)
     assert ".env" in str(err.value), "the message says where to fix it"
+
+
+def test_symbols_are_case_insensitive_and_trimmed():
+    assert Settings.from_mapping({"UNIVERSE": " aapl, Msft ,JPM"}).universe == ("AAPL", "MSFT", "JPM")
 
 
 def test_all_errors_are_reported_at_once():

@@ -6,6 +6,7 @@ A bad value raises `SettingsError`, whose message names the variable, the value 
 the command-line tools turn it into exit code 2 without a traceback.
 """
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -42,8 +43,8 @@ class Secret(str):
 # ---------------------------------------------------------------------------------------------- parsers
 def _float(raw: str) -> float:
     value = float(raw)
-    if value != value:  # NaN
-        raise ValueError("not a number")
+    if not math.isfinite(value):  # NaN, inf
+        raise ValueError("not a finite number")
     return value
 
 
@@ -61,7 +62,9 @@ def _bool(raw: str) -> bool:
 
 
 def _symbols(raw: str) -> tuple[str, ...]:
-    items = [s.strip().upper() for s in re.split(r"[,\s]+", raw) if s.strip()]
+    items = [s.strip().upper() for s in raw.split(",") if s.strip()]  # case-insensitive: aapl is AAPL
+    if not items:
+        raise ValueError("no symbols; list at least one, or remove the line to get the default")
     bad = [s for s in items if not SYMBOL_RE.match(s)]
     if bad:
         raise ValueError(f"not a US stock symbol: {', '.join(bad)} (expected 1-5 letters, e.g. AAPL or BRK.B)")
@@ -389,6 +392,10 @@ class Settings:
         values: dict[str, Any] = {}
         for spec in SPECS:
             text = raw.get(spec.env)
+            if text is not None and str(text).strip() == "" and spec.parse is _symbols:
+                errors.append(f"{spec.env} is set but empty. Allowed: {spec.allowed} (remove the line for the "
+                              f"default, {spec.default}).")
+                continue
             text = spec.default if text is None or str(text).strip() == "" else str(text)
             try:
                 value = spec.parse(text)
