@@ -144,6 +144,9 @@ def control_command(args) -> int:
     from trading.risk.controller import COMMAND_KEY
 
     path = _journal_path(args)
+    if not path.exists():  # a mistyped path would start a journal no bot reads
+        raise UsageError(f"no journal at {path}: the bot has not run with it. Pass the journal the running bot "
+                         "uses (--journal PATH, or JOURNAL_PATH in .env); a backtest's is in its report folder.")
     journal = Journal(path)
     now = datetime.now(UTC)
     journal.set_state(COMMAND_KEY, {"command": args.command, "id": now.isoformat(), "time": now.isoformat()}, now)

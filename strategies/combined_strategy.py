@@ -138,6 +138,12 @@ class CombinedStrategy(Strategy):
         notes = self.risk.observe(snap, self.journal.recent_results(max(s.losing_streak, 1)))
         kelly_cap, kelly_note = kelly_risk_cap(self.journal.r_multiples(), s, snap.portfolio_value)
         flatten = self.risk.flatten_pending
+        if flatten and not snap.holdings and not snap.open_orders:
+            # done only when the broker shows it done: a sale refused or a cancel unconfirmed is tried again
+            self.risk.flatten_done(snap.now)
+            notes.append(Decision(Step.RISK, None, "flattened", "flatten complete: no positions, no open orders; "
+                                  "HALTED until `python live_trader.py resume`"))
+            flatten = False
         slot = floor_time(now, sleeptime_minutes(self.sleeptime)) if self.venue.live else None
         plan = plan_iteration(snap, s, self.scorer, strategy_name=STRATEGY_ID, trades=self.ledger.open_trades(),
                               kelly_cap_usd=kelly_cap, mode=self.risk.mode, flatten=flatten, id_time=slot)
@@ -164,8 +170,6 @@ class CombinedStrategy(Strategy):
                     self.decision_log.note(now, d.step.value, f"{d.symbol}: broker unreachable mid-intent ({exc}); "
                                            "the next iteration re-checks protection", "warning")
                     break
-        if flatten:
-            self.risk.flatten_done()
         self.ledger.persist_marks()
         self.iterations += 1
 

@@ -105,6 +105,9 @@ def bot_environment(srv: FakeAlpaca, **overrides: str) -> dict[str, str]:
     return env
 
 
+RUNNING: list[LiveBot] = []  # bots built by a test; tests/test_live_alpaca.py closes them after each test
+
+
 @dataclass
 class LiveBot:
     """One run of the bot process: built, initialised (start-up reconciliation), then iterated."""
@@ -116,6 +119,7 @@ class LiveBot:
     wrap_session: object = None  # callable(session) -> None, e.g. to kill the bot at a chosen request
 
     def __post_init__(self) -> None:
+        RUNNING.append(self)
         env = bot_environment(self.srv, **self.env)
         self.settings = Settings.load(environ=env, dotenv_path=None)
         trading, data = make_clients(self.settings)
@@ -127,6 +131,12 @@ class LiveBot:
         self.strategy = build_strategy(self.settings, self.gateway, None, self.dry_run, journal=self.journal,
                                        clock=lambda: self.srv.now)
         self.strategy.initialize()
+
+    def close(self) -> None:
+        """Close the clients' connections (a bot process that ends closes them too)."""
+        self.gateway.trading._session.close()
+        self.gateway.data._session.close()
+        self.journal.close()
 
     def iterate(self) -> None:
         """What Lumibot's live executor does each time: re-read the broker into Lumibot's own books, then run

@@ -34,6 +34,19 @@ def test_all_candidates_are_scored_in_one_call_and_gated(settings):
     assert all("0.10 < 0.60" in d.reason for d in low if d.action == "skip")
 
 
+@pytest.mark.parametrize(("breadth", "gate_on", "entered"), [
+    (0.6, True, False),  # exactly at BEARISH_THRESHOLD: the hedge is on, no new longs
+    (0.59, True, True), (1.0, False, True), (float("nan"), True, True),  # no bellwether data: not bearish
+])
+def test_breadth_gate_blocks_new_longs_while_the_market_looks_overextended(settings, breadth, gate_on, entered):
+    s = settings if gate_on else type(settings).defaults(breadth_entry_gate=False)
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(100, 25, 90)))
+    out = plan_entries(snap, s, Fixed(0.9), 99_000, set(), IDS, breadth=breadth)
+    assert [d.action for d in out] == (["enter"] if entered else ["skip"])
+    if not entered:
+        assert out[0].data["gate"] == "breadth" and "breadth 60% >= 60%" in out[0].reason
+
+
 def test_confidence_exactly_at_threshold_passes(settings):
     snap = snapshot(cash=100_000, prices=uni(AAPL=(100, 25, 90)))
     assert [d.action for d in plan_entries(snap, settings, Fixed(0.6), 99_000, set(), IDS)] == ["enter"]

@@ -15,6 +15,7 @@ import pytest
 from tests.fake_alpaca import FakeAlpaca
 from tests.live_harness import (
     NY,
+    RUNNING,
     LiveBot,
     accepted_orders,
     duplicate_orders,
@@ -26,6 +27,16 @@ from tests.live_harness import (
 )
 
 OPEN = "2024-03-05 09:31"  # a minute into the scripted day (Tuesday)
+# the breadth gate holds new longs back while the bellwethers are overbought (the first hours of the scripted
+# day); tests that need an entry in the busy first hour switch it off
+GATE_OFF = {"BREADTH_ENTRY_GATE": "false"}
+
+
+@pytest.fixture(autouse=True)
+def close_bots():
+    yield
+    while RUNNING:
+        RUNNING.pop().close()
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +89,9 @@ def test_scripted_day_enters_trims_hedges_and_unwinds_with_no_rejected_order(srv
     assert (entry["symbol"], entry["order_class"], entry["time_in_force"]) == ("JPM", "bracket", "gtc")
     legs = [o for o in srv.orders.values() if o.get("legs") is None and o["symbol"] == "JPM" and o["side"] == "sell"]
     assert {o["type"] for o in legs} == {"limit", "stop"}
+    # no new long while the bellwethers were overbought: JPM waited for breadth to normalise
+    assert any(line.startswith("RSI") and "breadth 100% >= 60%" in line for line in bot.lines("entry"))
+    assert entry["created_at"] >= unwind["created_at"] > hedge["created_at"]
 
     assert order_rejections(srv) == []  # not one request Alpaca's rules refuse, cancels included
     assert duplicate_orders(srv) == []
@@ -129,7 +143,7 @@ def test_bar_window_is_fetched_in_full_once_a_day_then_only_from_the_last_bar(sr
 
 
 def test_dry_run_decides_and_journals_the_exact_requests_but_sends_nothing(srv, tmp_path):
-    bot = LiveBot(srv, tmp_path / "journal.sqlite", dry_run=True)
+    bot = LiveBot(srv, tmp_path / "journal.sqlite", dry_run=True, env=GATE_OFF)
     srv.clear_log()
     bot.iterate()
     assert [r for r in srv.requests if r["method"] != "GET"] == []
@@ -147,7 +161,7 @@ def test_a_permanent_rejection_is_journaled_with_alpacas_message_and_not_retried
     srv = start_server(day_bars, xom_weight=0)
     try:
         srv.set_asset("JPM", tradable=False)
-        bot = LiveBot(srv, tmp_path / "journal.sqlite")
+        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=GATE_OFF)
         bot.iterate()
         posts = [r for r in srv.requests if r["method"] == "POST" and (r["body"] or {}).get("symbol") == "JPM"]
         assert len(posts) == 1 and posts[0]["status"] == 422
@@ -263,7 +277,7 @@ def test_each_injected_fault_is_survived_without_duplicates_and_the_journal_matc
                                                                                     expect, caplog):
     import time
 
-    bot = LiveBot(srv, tmp_path / "journal.sqlite")
+    bot = LiveBot(srv, tmp_path / "journal.sqlite", env=GATE_OFF)  # the entry too, in the busy first hour
     fault = srv.faults.add(kind, **args)
     with caplog.at_level("WARNING", logger="trader"):
         for hour in range(4):
@@ -363,3 +377,53 @@ def test_soak_reuses_one_connection_per_api_so_the_socket_count_stays_flat(day_b
         assert order_rejections(srv) == [] and unprotected_positions(srv) == []
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------- human controls
+def test_halt_keeps_protection_and_cancels_entries_then_flatten_closes_everything(srv, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.live_harness import env_for_subprocess
+
+    journal = tmp_path / "journal.sqlite"
+    bot = LiveBot(srv, journal, env=GATE_OFF)  # JPM is entered in the first hour, during the rally
+    halt = srv.faults.add("halt_symbol", symbol="JPM")  # JPM's entry is accepted but cannot fill
+    bot.iterate()
+    (entry,) = parents(srv, "enter")
+    assert srv.orders[entry["id"]]["status"] in ("new", "accepted")
+
+    def command(name: str) -> None:
+        r = subprocess.run([sys.executable, str(ROOT / "live_trader.py"), name, "--journal", str(journal)],
+                           env=env_for_subprocess(srv, tmp_path), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    command("halt")
+    srv.advance(pd.Timedelta(hours=1))
+    bot.iterate()
+    assert bot.strategy.risk.mode.name == "HALTED"
+    assert srv.orders[entry["id"]]["status"] == "canceled"  # the open entry order is cancelled
+    assert unprotected_positions(srv) == [] and set(srv.positions()) >= {"XOM"}  # protective legs stay
+    sells_before = len([o for o in srv.orders.values() if o["side"] == "sell" and o["type"] == "market"])
+
+    srv.faults.remove(halt)
+    command("flatten")
+    srv.advance(pd.Timedelta(hours=1))
+    bot.iterate()
+    assert srv.positions() == {}
+    assert [o for o in srv.orders.values() if o["status"] in ("new", "held", "accepted")] == []
+    assert len([o for o in srv.orders.values() if o["side"] == "sell" and o["type"] == "market"]) > sells_before
+    srv.advance(pd.Timedelta(hours=1))
+    bot.iterate()
+    assert "flatten complete: no positions, no open orders" in " | ".join(bot.lines("risk"))
+    assert bot.strategy.risk.mode.name == "HALTED" and not bot.strategy.risk.flatten_pending
+
+    restarted = LiveBot(srv, journal, env=GATE_OFF)  # a restart while HALTED stays HALTED
+    restarted.iterate()
+    assert restarted.strategy.risk.mode.name == "HALTED" and [o["id"] for o in parents(srv, "enter")] == [entry["id"]]
+    command("resume")
+    srv.advance(pd.Timedelta(hours=1))
+    restarted.iterate()
+    assert restarted.strategy.risk.mode.name == "ACTIVE"
+    assert order_rejections(srv) == [] and duplicate_orders(srv) == []

@@ -190,7 +190,7 @@ def test_kill_switch_file_halts_and_flatten_command_flags_a_flatten(tmp_path):
     rc.journal.set_state(COMMAND_KEY, {"command": "flatten", "id": "f1"})
     rc.observe(snap_at(T0 + timedelta(hours=2), 100_000), [])
     assert rc.flatten_pending
-    rc.flatten_done()
+    rc.flatten_done(datetime(2024, 1, 2, 10, 30))
     assert not rc.flatten_pending and rc.mode == Mode.HALTED
 
 

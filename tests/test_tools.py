@@ -72,6 +72,9 @@ def test_check_positions_exit_code_flags_unprotected_positions(tmp_path):
 def test_control_commands_are_written_for_the_running_bot(tmp_path, command):
     journal = tmp_path / "j.sqlite"
     r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
+    assert r.returncode == 2 and "no journal at" in r.stderr and not journal.exists()  # a typo starts nothing
+    Journal(journal).close()  # the running bot's journal
+    r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
     assert r.returncode == 0 and command in r.stdout
     assert Journal(journal).get_state(COMMAND_KEY)["command"] == command
 
@@ -90,26 +93,32 @@ def test_outside_the_session_exits_are_day_limit_orders_flagged_extended():
     assert isinstance(build_market("AAPL", 10.5, "sell", "c"), MarketOrder)
 
 
-def test_monitor_sockets_counts_a_process_sockets_and_warns_above_the_threshold(tmp_path):
-    import socket
+HOLDER = r"""
+import socket, sys, time
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen()
+clients = [socket.create_connection(server.getsockname()) for _ in range(3)]
+accepted = [server.accept()[0] for _ in clients]
+print("ready", flush=True)
+time.sleep(60)
+"""
 
+
+def test_monitor_sockets_counts_a_process_sockets_and_warns_above_the_threshold(tmp_path):
     script = str(ROOT / "utils" / "monitor_sockets.sh")
     r = subprocess.run(["bash", script, "--pattern", "no-such-trader-xyz"], capture_output=True, text=True)
     assert r.returncode == 0 and "not running" in r.stdout
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    clients = [socket.create_connection(server.getsockname()) for _ in range(3)]
-    accepted = [server.accept()[0] for _ in clients]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True)
     try:
-        r = subprocess.run(["bash", script, "--pid", str(os.getpid()), "--threshold", "100"], capture_output=True,
-                           text=True)
-        assert r.returncode == 0 and "ESTABLISHED 6" in r.stdout, r.stdout
-        r = subprocess.run(["bash", script, "--pid", str(os.getpid()), "--threshold", "5"], capture_output=True,
-                           text=True)
+        assert holder.stdout.readline().strip() == "ready"  # three connections, both ends in this one process
+        pid = str(holder.pid)
+        r = subprocess.run(["bash", script, "--pid", pid, "--threshold", "100"], capture_output=True, text=True)
+        assert r.returncode == 0 and "ESTABLISHED 6  CLOSE_WAIT 0" in r.stdout, r.stdout
+        r = subprocess.run(["bash", script, "--pid", pid, "--threshold", "5"], capture_output=True, text=True)
         assert r.returncode == 1 and "WARNING: 6 sockets" in r.stdout
     finally:
-        for s in clients + accepted + [server]:
-            s.close()
+        holder.kill()
+        holder.wait()
+    r = subprocess.run(["bash", script, "--pid", pid], capture_output=True, text=True)
+    assert r.returncode == 0 and "is not running" in r.stdout
     r = subprocess.run(["bash", script, "--watch", "soon"], capture_output=True, text=True)
     assert r.returncode == 2 and "whole numbers" in r.stderr

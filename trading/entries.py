@@ -1,9 +1,10 @@
 """Step 4: new bracket entries in oversold universe stocks the confidence gate lets through.
 
 Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an open entry order and
-not being sold this iteration. All candidates are scored in one batched call; they are ranked by
-confidence (then by lower RSI) and each passing one gets a bracket sized by the per-entry limit and
-the cash left above MIN_CASH_RESERVE. A scorer that fails blocks entries for the iteration: the
+not being sold this iteration; none while bellwether breadth is at or above BEARISH_THRESHOLD (with
+BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on). All candidates are scored in
+one batched call; they are ranked by confidence (then by lower RSI) and each passing one gets a
+bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE. A scorer that fails blocks entries for the iteration: the
 strategy never trades ungated.
 """
 
@@ -20,7 +21,8 @@ from trading.snapshot import Snapshot
 
 
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
-                 exiting: set[str], ids, kelly_cap_usd: float | None = None) -> list[Decision]:
+                 exiting: set[str], ids, kelly_cap_usd: float | None = None,
+                 breadth: float = math.nan) -> list[Decision]:
     step = Step.ENTRY
     oversold = {sym: snap.rsi(sym) for sym in s.universe if snap.rsi(sym) < s.rsi_oversold}  # NaN never is
     blocked = {sym: why for sym in oversold for why in [_blocked(snap, sym, exiting)] if why}
@@ -30,6 +32,12 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         decisions.append(Decision(step, None, "none", f"no new candidates (no free universe stock below RSI "
                                   f"{s.rsi_oversold:g}); cash ${snap.cash:,.0f}"))
         return decisions
+    if s.breadth_entry_gate and breadth >= s.bearish_threshold:  # NaN (no bellwether data) never is
+        return decisions + [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but bellwether breadth "
+                                     f"{breadth:.0%} >= {s.bearish_threshold:.0%}: no new longs while the market "
+                                     "looks overextended (BREADTH_ENTRY_GATE)", data={"rsi": oversold[sym],
+                                                                                      "gate": "breadth"})
+                            for sym in candidates]
 
     blocked_by = scorer.gate(snap.now) if hasattr(scorer, "gate") else None
     if blocked_by:

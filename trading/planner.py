@@ -68,6 +68,7 @@ def plan_iteration(snap: Snapshot, s: Settings, scorer: ConfidenceModel, strateg
         if d.intent is not None and d.intent.kind == IntentKind.HEDGE:
             cash_available -= sum(o.notional for o in d.intent.orders)
 
-    for d in plan_entries(snap, s, scorer, cash_available, exiting | unwound | partial, ids, kelly_cap_usd):
+    for d in plan_entries(snap, s, scorer, cash_available, exiting | unwound | partial, ids, kelly_cap_usd,
+                          breadth.ratio):
         plan.add(d)
     return plan

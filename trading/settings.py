@@ -173,6 +173,9 @@ SPECS: tuple[Spec, ...] = (
          "Unwind the hedge when breadth falls below this (hysteresis).", _between(0, 1, False, True)),
     Spec("HEDGE_LEVERAGED_BREADTH", "hedge_leveraged_breadth", "0.8", _float, "BEARISH_THRESHOLD <= x <= 1",
          "At or above this breadth the hedge uses a 3x ETF (SQQQ or SPXS) instead of SH.", _between(0, 1, True)),
+    Spec("BREADTH_ENTRY_GATE", "breadth_entry_gate", "true", _bool, "true or false",
+         "No new long entries while bellwether breadth is at or above BEARISH_THRESHOLD (the market looks "
+         "overextended and the hedge is on: a new long works against it)."),
     Spec("ENABLE_LEVERAGED_HEDGE", "enable_leveraged_hedge", "true", _bool, "true or false",
          "Allow the 3x inverse ETFs at all; false always hedges with the general (1x) ETF."),
     Spec("HEDGE_TECH_SHARE", "hedge_tech_share", "0.5", _float, "0 <= x <= 1",
@@ -321,6 +324,7 @@ class Settings:
     bearish_threshold: float
     bearish_exit_threshold: float
     hedge_leveraged_breadth: float
+    breadth_entry_gate: bool
     enable_leveraged_hedge: bool
     hedge_tech_share: float
     max_inverse_allocation: float

@@ -45,7 +45,7 @@ class NullRiskController:
     def review(self, decisions: list[Decision], snap: Snapshot) -> list[Decision]:
         return decisions
 
-    def flatten_done(self) -> None:
+    def flatten_done(self, now) -> None:
         pass
 
     def describe(self) -> str:
@@ -143,9 +143,9 @@ class RiskController:
             if name == "flatten":
                 self.flatten_pending = True
 
-    def flatten_done(self) -> None:
+    def flatten_done(self, now: datetime) -> None:
         self.flatten_pending = False
-        self._save(datetime.now())
+        self._save(now)
 
     # ------------------------------------------------------------------ review
     def review(self, decisions: list[Decision], snap: Snapshot) -> list[Decision]:
