@@ -109,10 +109,12 @@ class AlpacaGateway:
 
         return self._read(f"cancel {order_id}", send)
 
-    def replace_stop(self, order_id: str, stop_price: float):
-        """PATCH the stop price of a resting stop (leg). Not retried: a replace that may have gone
-        through is looked up by the caller instead of being sent twice."""
-        return self.trading.replace_order_by_id(order_id, ReplaceOrderRequest(stop_price=stop_price))
+    def replace_stop(self, order_id: str, stop_price: float, client_order_id: str | None = None):
+        """PATCH the stop price of a resting stop (leg); the replacement carries the bot's client order id.
+        Not retried: a replace that may have gone through is looked up by the caller instead of being sent
+        twice."""
+        return self.trading.replace_order_by_id(order_id, ReplaceOrderRequest(stop_price=stop_price,
+                                                                             client_order_id=client_order_id))
 
     # ------------------------------------------------------------------ market data
     def bars(self, symbols: list[str], bar_period: pd.Timedelta, start: datetime, end: datetime

@@ -240,9 +240,10 @@ class CombinedStrategy(Strategy):
                 lumi = self._to_lumibot(order)
                 lumi.tag = order.client_order_id
                 result = self.venue.submit(lumi, order)
+            response = dict(result.response or {}, **({"note": result.note} if result.note else {}))
             self.journal.update_order(order.client_order_id, broker_order_id=result.broker_id,
                                       status=result.status or ("submitted" if result.ok else "failed"),
-                                      response={"note": result.note} if result.note else None)
+                                      response=response or None)
             if result.status == "dry-run":
                 self.decision_log.note(snap.now, intent.kind.value, f"DRY RUN would send {request}")
                 continue

@@ -9,6 +9,7 @@ is the order Lumibot's Alpaca broker sends live. They differ in what is read and
   stop legs replaced in place (PATCH), and in dry-run nothing sent at all.
 """
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Submitted:
     status: str = ""
     note: str = ""  # why not, or how it was found
     lumibot_order: object = None
+    response: dict | None = None  # the broker's answer, as the journal keeps it
 
 
 class BacktestVenue:
@@ -60,15 +62,17 @@ class BacktestVenue:
     def submit(self, lumi_order, order) -> Submitted:
         submitted = self.st.submit_order(lumi_order)
         if submitted is None:
-            return Submitted(False, note="the backtesting broker refused it")
-        return Submitted(True, submitted.identifier, _value(submitted.status), lumibot_order=submitted)
+            return Submitted(False, note="the backtesting broker refused it",
+                             response={"error": "the backtesting broker refused it"})
+        return Submitted(True, submitted.identifier, _value(submitted.status), lumibot_order=submitted,
+                         response=_lumibot_answer(submitted))
 
     def move_stop(self, update: StopUpdate) -> Submitted:
         target = next((o for o in self.st.open_lumibot_orders() if o.identifier == update.order_id), None)
         if target is None:
             return Submitted(False, note=f"stop leg {update.order_id} is no longer open")
         self.st.modify_order(target, stop_price=float(update.stop_price))
-        return Submitted(True, update.order_id, "replaced")
+        return Submitted(True, update.order_id, "replaced", response=_lumibot_answer(target))
 
 
 class AlpacaVenue:
@@ -133,7 +137,8 @@ class AlpacaVenue:
             return self._after_failure(order, exc)
         broker_id = str(submitted.identifier)
         self.watcher.track(broker_id, order.symbol, "buy" if order.side == "buy" else "sell", self.st.role_for(order))
-        return Submitted(True, broker_id, _value(submitted.status), lumibot_order=submitted)
+        return Submitted(True, broker_id, _value(submitted.status), lumibot_order=submitted,
+                         response=_alpaca_answer(getattr(submitted, "_raw", None)))
 
     def _after_failure(self, order, exc: Exception) -> Submitted:
         """A failed submit may still have reached Alpaca (a 504 after acceptance, a reset connection, a
@@ -148,17 +153,20 @@ class AlpacaVenue:
             if found is not None:
                 self.watcher.track(str(found.id), order.symbol, _value(found.side), self.st.role_for(order))
                 how = "already sent earlier" if duplicate else f"the response was lost ({status or type(exc).__name__})"
-                return Submitted(True, str(found.id), _value(found.status), note=f"{how}; found by client order id")
-            return Submitted(False, status="unknown", note=f"no answer ({status or type(exc).__name__}: {message}) "
+                return Submitted(True, str(found.id), _value(found.status), note=f"{how}; found by client order id",
+                                 response=_alpaca_answer(found))
+            return Submitted(False, status="unknown", response={"http_status": status, "error": message},
+                             note=f"no answer ({status or type(exc).__name__}: {message}) "
                              "and not found by client order id yet; the next iteration looks it up again before "
                              "deciding anything")
-        return Submitted(False, status="rejected", note=f"rejected by Alpaca ({status}: {message})")
+        return Submitted(False, status="rejected", note=f"rejected by Alpaca ({status}: {message})",
+                         response={"http_status": status, "message": message, "body": _body(exc)})
 
     def move_stop(self, update: StopUpdate) -> Submitted:
         if self.dry_run:
             return Submitted(False, status="dry-run", note="dry run: not sent")
         try:
-            new = self.gw.replace_stop(update.order_id, float(update.stop_price))
+            new = self.gw.replace_stop(update.order_id, float(update.stop_price), update.client_order_id)
         except Exception as exc:  # noqa: BLE001 - a replace that may have gone through is looked up, not repeated
             try:
                 current = self.gw.order(update.order_id)
@@ -166,14 +174,38 @@ class AlpacaVenue:
                 return Submitted(False, note=f"replace failed ({message_of(exc)}); the stop stays where it was")
             if _value(current.status) == "replaced" and current.replaced_by:
                 self.watcher.track(str(current.replaced_by), update.symbol, "sell", "stop")
-                return Submitted(True, str(current.replaced_by), "replaced", note="found replaced after an error")
+                return Submitted(True, str(current.replaced_by), "replaced", note="found replaced after an error",
+                                 response=_alpaca_answer(current))
             return Submitted(False, note=f"replace failed ({status_of(exc)}: {message_of(exc)}); the stop stays")
         self.watcher.track(str(new.id), update.symbol, "sell", "stop")
-        return Submitted(True, str(new.id), _value(new.status))
+        return Submitted(True, str(new.id), _value(new.status), response=_alpaca_answer(new))
 
 
 def _value(x) -> str:
     return str(getattr(x, "value", x) or "")
+
+
+def _alpaca_answer(order) -> dict | None:
+    """Alpaca's order as it answered (id, status, prices, legs), JSON-ready for the journal."""
+    if order is None or not hasattr(order, "model_dump"):
+        return None
+    return order.model_dump(mode="json", exclude_none=True)
+
+
+def _lumibot_answer(order) -> dict:
+    """The backtesting broker's order: its id, status and legs."""
+    legs = [{"id": c.identifier, "type": _value(c.order_type), "limit_price": c.limit_price,
+             "stop_price": c.stop_price, "status": _value(c.status)} for c in order.child_orders or ()]
+    return {"id": order.identifier, "status": _value(order.status), "type": _value(order.order_type),
+            "order_class": _value(order.order_class), "qty": float(order.quantity),
+            "limit_price": order.limit_price, "stop_price": order.stop_price, "legs": legs}
+
+
+def _body(exc: Exception):
+    try:
+        return json.loads(str(exc))
+    except ValueError:
+        return str(exc)[:500]
 
 
 def floor_time(now, sleeptime_minutes: float) -> pd.Timestamp:

@@ -7,6 +7,7 @@ socket. See tests/live_harness.py for the scripted market and the checks.
 
 from __future__ import annotations
 
+import json
 import random
 
 import pandas as pd
@@ -93,6 +94,8 @@ def test_scripted_day_enters_trims_hedges_and_unwinds_with_no_rejected_order(srv
     assert any(line.startswith("RSI") and "breadth 100% >= 60%" in line for line in bot.lines("entry"))
     assert entry["created_at"] >= unwind["created_at"] > hedge["created_at"]
 
+    answer = json.loads(bot.journal.order_by_client_id(entry["client_order_id"])["response"])
+    assert answer["id"] == entry["id"] and answer["order_class"] == "bracket" and len(answer["legs"]) == 2
     assert order_rejections(srv) == []  # not one request Alpaca's rules refuse, cancels included
     assert duplicate_orders(srv) == []
     assert unprotected_positions(srv) == []
@@ -427,3 +430,55 @@ def test_halt_keeps_protection_and_cancels_entries_then_flatten_closes_everythin
     restarted.iterate()
     assert restarted.strategy.risk.mode.name == "ACTIVE"
     assert order_rejections(srv) == [] and duplicate_orders(srv) == []
+
+
+# ---------------------------------------------------------------------------------------------- backtest = live
+# JPM slides into deep oversold before the scripted day, is bought at its open, rises ~6% (past +1R: the stop
+# moves to breakeven), then falls 9% through it
+AGREE = (("JPM", -16, 16, -0.012), ("JPM", 0, 3, 0.02), ("JPM", 3, 3, -0.03))
+
+
+def test_the_backtest_and_the_live_bot_move_the_same_stop_to_the_same_price_and_fill_it_there(tmp_path):
+    from backtest.runner import BacktestConfig, execute, prepare
+    from trading.journal import Journal
+    from trading.settings import Settings
+
+    bars = scripted_market(shapes=AGREE, symbols=("JPM", "AAPL", "SPY", "QQQ"))
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for sym, df in bars.items():
+        df.to_csv(folder / f"{sym}.csv", index_label="datetime")
+    common = {"UNIVERSE": "JPM", "BELLWETHERS": "AAPL", "NASDAQ_SYMBOLS": "AAPL"}
+
+    settings = Settings.load(environ=common, dotenv_path=None)
+    day = pd.Timestamp("2024-03-05").date()
+    prep = prepare(BacktestConfig(data=f"csv:{folder}", start=day, end=day + pd.Timedelta(days=1), book="cash",
+                                  out_root=tmp_path / "reports", progress=False), settings)
+    run = execute(prep)
+    backtest = Journal(run.out_dir / "journal.sqlite").frame("orders")
+    bt_moves = [json.loads(r)["stop_price"] for r in backtest.loc[backtest["order_type"] == "replace", "request"]]
+    bt_fills = Journal(run.out_dir / "journal.sqlite").frame("fills")
+
+    srv = FakeAlpaca(bars, now=pd.Timestamp(OPEN, tz=NY)).start()
+    try:
+        bot = LiveBot(srv, tmp_path / "live.sqlite", env=common)
+        run_day(srv, bot, hours=7)
+        live_moves = [r["body"]["stop_price"] for r in srv.requests if r["method"] == "PATCH"]
+        live_fills = bot.journal.frame("fills")
+        assert order_rejections(srv) == []
+    finally:
+        srv.stop()
+
+    entry_bt = bt_fills[bt_fills["role"] == "entry"].iloc[0]
+    entry_live = live_fills[live_fills["role"] == "entry"].iloc[0]
+    assert (entry_bt["symbol"], entry_bt["qty"], entry_bt["price"]) == (entry_live["symbol"], entry_live["qty"],
+                                                                        pytest.approx(entry_live["price"]))
+    assert bt_moves and [float(x) for x in bt_moves] == [float(x) for x in live_moves]  # same stop, same price
+    assert float(bt_moves[0]) == pytest.approx(entry_bt["price"] * 1.001, abs=0.011)  # breakeven: entry + 0.1%
+    stop_bt = bt_fills[bt_fills["role"] == "stop"].iloc[0]
+    stop_live = live_fills[live_fills["role"] == "stop"].iloc[0]
+    assert stop_bt["price"] == pytest.approx(float(bt_moves[-1])) == pytest.approx(stop_live["price"])
+    bt_entry = backtest[backtest["intent"] == "enter"].iloc[0]
+    assert {leg["type"] for leg in json.loads(bt_entry["response"])["legs"]} == {"limit", "stop"}
+    closed = Journal(run.out_dir / "journal.sqlite").frame("closed_trades")
+    assert closed.loc[closed["symbol"] == "JPM", "exit_reason"].tolist() == ["breakeven"]

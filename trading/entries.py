@@ -4,8 +4,8 @@ Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an op
 not being sold this iteration; none while bellwether breadth is at or above BEARISH_THRESHOLD (with
 BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on). All candidates are scored in
 one batched call; they are ranked by confidence (then by lower RSI) and each passing one gets a
-bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE. A scorer that fails blocks entries for the iteration: the
-strategy never trades ungated.
+bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE. A scorer that fails
+blocks entries for the iteration: the strategy never trades ungated.
 """
 
 import math
