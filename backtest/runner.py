@@ -22,7 +22,7 @@ from marketdata.builtin import DEFAULT_SEED, generate, inverse_map
 from marketdata.csv_source import DataError, load_csv_dir
 from marketdata.market import Market
 from models.features import FeatureParams
-from models.meta_model import MetaModel, load_confidence, overlap_warning
+from models.meta_model import MetaModel, load_confidence, overlap_warning, threshold_warning
 from trading.indicators import IndicatorBook, market_frames
 from trading.settings import Settings
 
@@ -162,9 +162,10 @@ def prepare(config: BacktestConfig, settings: Settings) -> PreparedBacktest:
     book_kind = config.book or ("legacy" if config.data == "builtin" else "cash")
     book = starting_book(book_kind, market, start, config.budget)
     scorer = load_confidence(settings)  # an untrustworthy model file stops here, before anything runs
-    overlap = overlap_warning(scorer, market.source, start_d, end_d)
-    if overlap:
-        warnings.append(overlap)
+    for note in (overlap_warning(scorer, market.source, start_d, end_d),
+                 threshold_warning(scorer, settings.confidence_threshold)):
+        if note:
+            warnings.append(note)
     return PreparedBacktest(config, settings, market, start, end, sleeptime, book, tuple(warnings), scorer)
 
 

@@ -161,6 +161,26 @@ def load_confidence(settings):
     return model if model is not None else RuleConfidence(settings.rsi_oversold)
 
 
+def threshold_warning(model, threshold: float) -> str | None:
+    """A warning when CONFIDENCE_THRESHOLD is above every out-of-sample probability the model gave in
+    validation: with it the gate passes nothing and the bot makes no new entries (the probability that
+    +TAKE_PROFIT_PCT comes before -STOP_LOSS_PCT is a small number; the rule score is not)."""
+    if not isinstance(model, MetaModel):
+        return None
+    oos = model.card.get("oos_probability") or {}
+    top = oos.get("max")
+    if top is None or threshold <= top:
+        return None
+    hint = (f"the training report's best out-of-sample threshold was {model.card['suggested_threshold']:.2f}"
+            if model.card.get("suggested_threshold") is not None else "the training report found no threshold "
+            "with an edge")
+    return (f"CONFIDENCE_THRESHOLD={threshold:g} is above every out-of-sample probability of {model.path.name} "
+            f"(highest {top:.2f}, 99th percentile {oos.get('p99', top):.2f}; break-even for this bracket "
+            f"{model.card.get('breakeven_probability', float('nan')):.2f}): no candidate will pass and the bot "
+            f"will make no new entries. {hint[0].upper() + hint[1:]}; set CONFIDENCE_THRESHOLD deliberately, "
+            "or remove the model file for the rule-based score")
+
+
 def overlap_warning(model, source: str, start, end) -> str | None:
     """A warning when a backtest runs on the data the model was trained on (results are in-sample)."""
     if not isinstance(model, MetaModel) or model.card.get("data", {}).get("source") != source:

@@ -128,7 +128,11 @@ def suggest_threshold(p: np.ndarray, y: np.ndarray, r: np.ndarray, min_share: fl
 def train(ds: Dataset, spec: LabelSpec, threshold: float, n_splits: int = 5, seed: int = 0, progress: bool = True):
     from tqdm import tqdm
 
-    folds = walk_forward(len(ds.timeline), n_splits, gap=spec.horizon_bars)
+    try:
+        folds = walk_forward(len(ds.timeline), n_splits, gap=spec.horizon_bars)
+    except ValueError as exc:
+        raise TrainingError(f"{exc}; use a longer window (an earlier --start), fewer folds (--splits) or a shorter "
+                            "label horizon (MODEL_HORIZON_BARS)") from None
     rows, oos_p, oos_i = [], [], []
     for fold in tqdm(folds, desc="walk-forward folds", disable=not progress, file=sys.stdout):
         tr, te = select(ds.bar_pos, fold.train_bars), select(ds.bar_pos, fold.test_bars)
@@ -309,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": settings.confidence_threshold,
         "breakeven_probability": spec.stop_pct / (spec.stop_pct + spec.target_pct),
         "suggested_threshold": suggested,
+        # out-of-sample probabilities: a later CONFIDENCE_THRESHOLD above all of them means no entries at all
+        "oos_probability": {q: float(np.quantile(oos[0], v)) for q, v in (("p50", 0.5), ("p90", 0.9),
+                                                                           ("p99", 0.99), ("max", 1.0))},
         "train_seconds": time.perf_counter() - t0,
     }
     out = args.out or Path(settings.model_path).parent

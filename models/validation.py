@@ -20,8 +20,14 @@ class Fold:
 
 
 def walk_forward(n_bars: int, n_splits: int, gap: int) -> list[Fold]:
-    if n_bars <= (n_splits + 1) * 2 + gap:
-        raise ValueError(f"{n_bars} bars are too few for {n_splits} folds with a gap of {gap}")
+    """ValueError when the first fold would have no training bars: TimeSeriesSplit's test folds are
+    n_bars // (n_splits + 1) bars each, and the gap comes out of the first training window."""
+    if n_splits < 2:
+        raise ValueError(f"{n_splits} fold(s): walk-forward needs at least 2")
+    first_train = n_bars - gap - (n_bars // (n_splits + 1)) * n_splits
+    if first_train < 2 or n_bars // (n_splits + 1) < 1:
+        raise ValueError(f"{n_bars} bars are too few for {n_splits} folds with a gap of {gap} bars (the first "
+                         f"fold would train on {max(first_train, 0)} bars)")
     folds = []
     for k, (train, test) in enumerate(TimeSeriesSplit(n_splits=n_splits, gap=gap).split(np.arange(n_bars))):
         folds.append(Fold(k + 1, (int(train[0]), int(train[-1]) + 1), (int(test[0]), int(test[-1]) + 1)))

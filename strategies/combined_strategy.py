@@ -29,7 +29,7 @@ from broker.fills import FillWatcher
 from broker.reconcile import reconcile
 from broker.snapshot import session_now
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
-from models.meta_model import MetaModel
+from models.meta_model import MetaModel, threshold_warning
 from strategies.venues import AlpacaVenue, BacktestVenue, floor_time
 from trading.confidence import RuleConfidence
 from trading.decision_log import DecisionLog
@@ -96,6 +96,9 @@ class CombinedStrategy(Strategy):
                                f"{self.scorer.describe()}; risk {self.risk.describe()}"
                                + (f"; {restored} open trade(s) restored from the journal" if restored else "")
                                + ("; DRY RUN: nothing is sent" if p.get("dry_run") else ""))
+        warning = threshold_warning(self.scorer, self.settings.confidence_threshold)
+        if warning:
+            self.decision_log.note(now, "plan", warning, "warning")
         if gateway is not None:
             self._reconcile(now)
         for sym, cost in self.cost_basis.items():

@@ -108,6 +108,25 @@ def test_walk_forward_tests_come_after_train_plus_gap(n, splits, gap):
     assert starts == sorted(starts), "folds move forward in time"
 
 
+def test_walk_forward_refuses_windows_too_short_for_the_gap():
+    with pytest.raises(ValueError, match="too few for 5 folds with a gap of 70 bars"):
+        walk_forward(420, 5, 70)  # 70-bar test folds x 5 + a 70-bar gap leave nothing to train on
+    assert len(walk_forward(500, 5, 70)) == 5
+
+
+def test_training_on_a_window_too_short_says_what_to_change(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-m", "models.train", "--data", "builtin", "--start", "2023-06-01",
+                        "--end", "2023-08-01", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert "use a longer window" in r.stderr and not any(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------------------------------------- round trip
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -142,6 +161,18 @@ def test_train_save_load_score_round_trip(trained):
     with_nan = ds.X.iloc[:3].copy()
     with_nan.iloc[1, 0] = np.nan
     assert np.isnan(model.score(with_nan)[1]), "incomplete features never pass the gate"
+
+
+def test_a_threshold_above_every_validation_probability_is_called_out(trained):
+    path, *_ = trained
+    card = {"oos_probability": {"p50": 0.04, "p90": 0.1, "p99": 0.21, "max": 0.29}, "suggested_threshold": None,
+            "breakeven_probability": 0.25}
+    model = meta_model.MetaModel(path, card, None, 30, False)
+    text = meta_model.threshold_warning(model, 0.6)
+    assert "CONFIDENCE_THRESHOLD=0.6 is above every out-of-sample probability" in text
+    assert "highest 0.29" in text and "no new entries" in text and "found no threshold with an edge" in text
+    assert meta_model.threshold_warning(model, 0.25) is None
+    assert meta_model.threshold_warning(RuleConfidence(30), 0.99) is None
 
 
 def test_tampered_file_is_refused(trained, tmp_path):
