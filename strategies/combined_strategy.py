@@ -195,7 +195,7 @@ class CombinedStrategy(Strategy):
 
     # ------------------------------------------------------------------ the backtest snapshot
     def snapshot_from_lumibot(self, now) -> Snapshot:
-        market = self.book.as_of(now)
+        market, lookups = self.book.as_of(now, lookups=True)
         holdings = {}
         for pos in self.get_positions():
             sym = pos.asset.symbol
@@ -210,8 +210,9 @@ class CombinedStrategy(Strategy):
         if missing:
             extra = pd.DataFrame({"close": [math.nan] * len(missing)}, index=pd.Index(missing, name="symbol"))
             market = pd.concat([market, extra])
+            lookups = None  # rebuilt from the frame
         return Snapshot(now=now, cash=float(self.get_cash()), portfolio_value=float(self.get_portfolio_value()),
-                        holdings=holdings, open_orders=orders, market=market, notes=notes)
+                        holdings=holdings, open_orders=orders, market=market, notes=notes, lookups=lookups)
 
     def open_lumibot_orders(self) -> list[LumiOrder]:
         """Open orders only. Lumibot's broker keeps them in their own buckets; scanning every order ever

@@ -11,12 +11,14 @@ from trading.snapshot import Holding, OpenOrder, Snapshot
 NOW = pd.Timestamp("2024-03-05 10:30", tz="America/New_York").to_pydatetime()
 
 
-def market(rows: dict[str, dict]) -> pd.DataFrame:
-    """Indicator rows: {"AAPL": {"close": 100, "rsi": 25}}; missing columns are NaN."""
+def market(rows: dict[str, dict], now: datetime = NOW) -> pd.DataFrame:
+    """Indicator rows: {"AAPL": {"close": 100, "rsi": 25}}; missing columns are NaN; each row's last bar is the
+    hour before `now` unless the row gives its own "bar_time"."""
     cols = ["close", "rsi", "trend", "atr", "high", "low"]
     df = pd.DataFrame([{c: r.get(c, math.nan) for c in cols} for r in rows.values()],
                       index=pd.Index(list(rows), name="symbol"), columns=cols)
-    df["bar_time"] = pd.Timestamp(NOW) - pd.Timedelta(hours=1)
+    last = pd.Timestamp(now) - pd.Timedelta(hours=1)
+    df["bar_time"] = pd.DatetimeIndex([pd.Timestamp(r.get("bar_time", last)) for r in rows.values()])
     return df
 
 
@@ -27,7 +29,7 @@ def snapshot(*, cash: float = 50_000.0, portfolio_value: float | None = None, ho
     for sym, value in (prices or {}).items():
         rows[sym] = value if isinstance(value, dict) else {"close": value}
     held = {sym: Holding(sym, qty, entry) for sym, qty, entry in holdings}
-    mkt = market(rows) if rows else market({})
+    mkt = market(rows, now)
     if portfolio_value is None:
         portfolio_value = cash + sum(h.qty * float(mkt.at[s, "close"]) for s, h in held.items() if s in mkt.index)
     return Snapshot(now=now, cash=cash, portfolio_value=portfolio_value, holdings=held, open_orders=tuple(orders),

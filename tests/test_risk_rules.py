@@ -130,9 +130,7 @@ def protect_decision(symbol="MSFT") -> Decision:
 
 def snap_at(t, equity, **kw):
     rows = {"AAPL": {"close": 100.0}, "MSFT": {"close": 100.0}}
-    snap = snapshot(cash=equity, prices=rows, now=t, **kw)
-    snap.market["bar_time"] = pd.Timestamp(t) - pd.Timedelta(hours=1)
-    return snap
+    return snapshot(cash=equity, prices=rows, now=t, **kw)
 
 
 def test_circuit_breaker_denies_entries_but_not_protection_then_resumes():
@@ -206,3 +204,18 @@ def test_a_single_bad_tick_does_not_trip_a_halt():
 def test_null_controller_lets_everything_through():
     decisions = [entry_decision(), protect_decision()]
     assert NullRiskController().review(decisions, snap_at(T0, 1)) == decisions
+
+
+@pytest.mark.parametrize(("lag_hours", "allowed"), [(1, True), (2, False), (3, False)])
+def test_review_denies_new_orders_in_a_symbol_whose_feed_lags_the_market(lag_hours, allowed):
+    fresh = pd.Timestamp(T0) - pd.Timedelta(hours=1)
+    rows = {"AAPL": {"close": 100.0, "bar_time": fresh - pd.Timedelta(hours=lag_hours)},
+            "MSFT": {"close": 100.0, "bar_time": fresh}}
+    snap = snapshot(cash=100_000, prices=rows, now=T0)
+    assert snap.freshest_bar == fresh
+    rc = RiskController(s())
+    rc.observe(snap, [])
+    entry, protect = rc.review([entry_decision("AAPL"), protect_decision("AAPL")], snap)
+    assert (entry.intent is not None) == allowed and protect.intent is not None  # protection always goes
+    if not allowed:
+        assert entry.data["gate"] == "stale_data" and f"{lag_hours} bars behind" in entry.reason

@@ -30,8 +30,12 @@ class DecisionLog:
     def record_iteration(self, now: datetime, decisions: list[Decision], sample: dict | None,
                          note: str = "") -> None:
         rows = [self._row(now, d) for d in decisions]
+        stamp = None
         for d in decisions:
-            logger.log(logging.WARNING if d.level == "warning" else logging.INFO, f"{now:%Y-%m-%d %H:%M} {d.line()}")
+            level = logging.WARNING if d.level == "warning" else logging.INFO
+            if logger.isEnabledFor(level):  # the line is only built when it is written somewhere
+                stamp = stamp or f"{now:%Y-%m-%d %H:%M}"
+                logger.log(level, f"{stamp} {d.line()}")
         if note:
             rows.append({"time": now, "step": "risk", "symbol": "", "action": "note", "level": "info", "reason": note})
         self.records.extend(rows)

@@ -90,8 +90,9 @@ class IndicatorBook:
                   ) -> "IndicatorBook":
         return cls({sym: columns(df) for sym, df in bars.items() if len(df)}, bar_period)
 
-    def as_of(self, t: datetime) -> pd.DataFrame:
-        """One row per symbol from the last bar that *ended* at or before t (NaN rows when none)."""
+    def as_of(self, t: datetime, lookups: bool = False):
+        """One row per symbol from the last bar that *ended* at or before t (NaN rows when none). With
+        `lookups`, also the Snapshot's per-symbol lookups, read straight from the arrays: (frame, lookups)."""
         # one frame construction per call: inside a running backtest every pandas operation is costly
         cutoff = pd.Timestamp(t) - self.bar_period
         i = int(self.index.searchsorted(cutoff, side="right")) - 1
@@ -102,7 +103,15 @@ class IndicatorBook:
             row, bars = self._cube[i], self._last_bar[i]
         data = {c: row[:, k] for k, c in enumerate(self.value_columns)}
         data["bar_time"] = self.index.take(bars, allow_fill=True, fill_value=pd.NaT)
-        return pd.DataFrame(data, index=self._symbol_index)
+        frame = pd.DataFrame(data, index=self._symbol_index)
+        if not lookups:
+            return frame
+        from trading.snapshot import LOOKUP_COLUMNS
+
+        found = {c: dict(zip(self.symbols, data[c].tolist(), strict=True)) if c in data else {}
+                 for c in LOOKUP_COLUMNS}
+        found["freshest"] = self.index[int(bars.max())] if len(bars) and bars.max() >= 0 else None
+        return frame, found
 
     def series(self, symbol: str, column: str) -> pd.Series:
         j, k = self.symbols.index(symbol), self.value_columns.index(column)

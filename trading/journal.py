@@ -58,6 +58,7 @@ class Journal:
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(SCHEMA)
         self._lock = threading.RLock()  # live fills arrive on Lumibot's callback thread
+        self._closed: tuple[list[float], list[float]] | None = None  # entry trades' (P&L, R), read once, then kept
 
     def close(self) -> None:
         self.conn.close()
@@ -118,6 +119,9 @@ class Journal:
             self._write_open(open_trades)
 
     def _write_closed(self, closed: Iterable[dict]) -> None:
+        closed = list(closed)
+        if closed:
+            self._closed = None  # re-read at the next use
         self.conn.executemany(
             "INSERT INTO closed_trades (symbol, kind, qty, entry_time, entry_price, exit_time, exit_price, "
             "exit_reason, pnl_usd, return_pct, r_multiple, mfe_r, mae_r, hedged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -156,17 +160,22 @@ class Journal:
             raise ValueError(table)
         return pd.read_sql_query(f"SELECT * FROM {table} ORDER BY rowid", self.conn)
 
+    def _entry_results(self) -> tuple[list[float], list[float]]:
+        """(P&L, R) of the closed entry trades (hedges excluded), oldest first: read from the file once, then
+        only again after a trade closes (sizing and the streak check ask for them every iteration)."""
+        if self._closed is None:
+            rows = self.conn.execute("SELECT pnl_usd, r_multiple FROM closed_trades WHERE kind != 'hedge' "
+                                     "ORDER BY id").fetchall()
+            self._closed = ([p for p, _ in rows], [r for _, r in rows if r is not None])
+        return self._closed
+
     def r_multiples(self, limit: int = 200) -> list[float]:
         """R multiples of the most recent closed entry trades (hedges excluded), for the Kelly estimate."""
-        rows = self.conn.execute("SELECT r_multiple FROM closed_trades WHERE kind != 'hedge' AND r_multiple IS NOT "
-                                 "NULL ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [r[0] for r in rows]
+        return self._entry_results()[1][::-1][:limit]
 
     def recent_results(self, n: int) -> list[float]:
         """P&L of the last `n` closed trades, oldest first (entries only; hedges do not make a streak)."""
-        rows = self.conn.execute("SELECT pnl_usd FROM closed_trades WHERE kind != 'hedge' ORDER BY id DESC LIMIT ?",
-                                 (n,)).fetchall()
-        return [r[0] for r in reversed(rows)]
+        return self._entry_results()[0][-n:] if n > 0 else []
 
 
 class _Transaction:

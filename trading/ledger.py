@@ -68,7 +68,8 @@ class Lot:
         return None if r is None else (price - self.price) / r
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # a shallow copy: every field is a scalar (dataclasses.asdict deep-copies, per lot per iteration)
+        return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Lot":

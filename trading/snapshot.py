@@ -74,6 +74,9 @@ class Protection:
         return self.stop_price is not None and self.stop_qty > 0
 
 
+LOOKUP_COLUMNS = ("close", "rsi", "atr", "high", "low")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     now: datetime
@@ -84,12 +87,26 @@ class Snapshot:
     market: pd.DataFrame  # one row per symbol: close, rsi, trend, bar_time, ... (bars completed before `now`)
     session: Session = "regular"
     notes: tuple[str, ...] = field(default=())  # data problems found while gathering, logged by the planner
+    # the per-symbol lookups below, when the caller already has them (IndicatorBook.as_of(..., lookups=True))
+    lookups: dict | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # plain dicts for the per-symbol lookups the planners make many times per iteration
-        for col in ("close", "rsi", "atr", "high", "low"):
-            values = self.market[col].to_dict() if col in self.market else {}
-            object.__setattr__(self, f"_{col}", {k: float(v) for k, v in values.items()})
+        lk = self.lookups
+        if lk is None:
+            symbols = self.market.index.tolist()
+            lk = {col: dict(zip(symbols, self.market[col].to_numpy(dtype=float).tolist(), strict=False))
+                  if col in self.market else {} for col in LOOKUP_COLUMNS}
+            times = self.market["bar_time"].dropna() if "bar_time" in self.market else ()
+            lk["freshest"] = times.max() if len(times) else None
+        for col in LOOKUP_COLUMNS:
+            object.__setattr__(self, f"_{col}", lk[col])
+        object.__setattr__(self, "_freshest", lk["freshest"])
+
+    @property
+    def freshest_bar(self):
+        """Start of the newest bar any symbol has (for the stale-data check), or None."""
+        return self._freshest
 
     def price(self, symbol: str) -> float:
         """Close of the last completed bar, or NaN when the symbol has no data."""

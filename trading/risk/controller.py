@@ -153,7 +153,7 @@ class RiskController:
         inverse = set(self.s.inverse_symbols)
         held = sum(1 for sym in snap.holdings if sym not in inverse)
         long_value = sum(snap.value(sym) for sym in snap.holdings if sym not in inverse) + snap.open_buy_notional()
-        freshest = snap.market["bar_time"].max() if "bar_time" in snap.market and len(snap.market) else None
+        freshest = snap.freshest_bar
         approved_opens = approved_entries = 0
         out = []
         for d in decisions:

@@ -5,7 +5,7 @@ hiccup) is held back: the rules keep using the previous value until the next rea
 jump, so a single bad number can never trip a halt.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -53,4 +53,4 @@ class EquityTracker:
         self.daily_highs = [[d, self.confirmed] for d, _ in self.daily_highs]
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**self.__dict__, "daily_highs": [list(h) for h in self.daily_highs]}
