@@ -116,7 +116,8 @@ def run_backtest_command(args) -> int:
     for w in prep.warnings:
         print(f"warning: {w}", flush=True)
     out_dir = runner.new_out_dir(out_root, config.data, prep.start.date(), (prep.end - pd.Timedelta(days=1)).date())
-    logging_setup.configure(settings.log_level, console=args.verbose, logfile=out_dir / "decisions.log")
+    logging_setup.configure(settings.log_level, console=args.verbose, logfile=out_dir / "decisions.log",
+                            buffered=True)
     try:
         run = runner.execute(prep, out_dir=out_dir)
         summary = summarize(run)

@@ -2,7 +2,7 @@
 
 Files in the run's folder:
   summary.txt / summary.json   the table printed at the end (and the numbers, for scripts)
-  decisions.csv / decisions.log every decision with its reason (the log is written while the run goes)
+  decisions.csv / decisions.log every decision with its reason (the log is written in blocks as the run goes)
   trades.csv                   round trips: entry, exit, exit reason, P&L (open lots marked at the end)
   fills.csv                    every fill with the role of its order
   equity.csv / equity.png      strategy vs SPY buy-and-hold, inverse allocation, drawdown

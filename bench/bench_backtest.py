@@ -129,7 +129,8 @@ def main() -> int:
     args = ap.parse_args()
     out = Path("/tmp/bench-backtest")
     out.mkdir(exist_ok=True)
-    logging_setup.configure(console=False)  # decision lines are not part of what is measured
+    # as `make run` logs: every decision line into the report folder's decisions.log
+    logging_setup.configure(console=False, logfile=out / "decisions.log", buffered=True)
     settings = Settings.defaults()
     prep = prepare(BacktestConfig(start=args.start, end=args.end, progress=False), settings)
     print(f"data: {prep.market.source}, {prep.start.date()} .. {(prep.end - pd.Timedelta(days=1)).date()}, "

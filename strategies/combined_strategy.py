@@ -119,7 +119,6 @@ class CombinedStrategy(Strategy):
         return self.clock() if self.clock is not None else self.get_datetime()
 
     def on_trading_iteration(self) -> None:
-        s = self.settings
         now = self.now()
         try:
             snap = self._live_snapshot(now) if self.venue.live else self.venue.snapshot(now)
@@ -136,6 +135,26 @@ class CombinedStrategy(Strategy):
         if snap is None:
             return
         self._last_snapshot = snap
+        with self.journal.batch():  # the iteration's bookkeeping is one transaction: all of it or none
+            decisions = self._decide(snap, now)
+            self.ledger.persist_marks()
+        for d in decisions:
+            if self.stopping:
+                self.decision_log.note(now, "plan", "shutting down: the remaining intents are not started")
+                break
+            if d.intent is not None:
+                try:
+                    with self._exec_lock:
+                        self.execute(d.intent, snap)
+                except BrokerUnavailable as exc:
+                    self.decision_log.note(now, d.step.value, f"{d.symbol}: broker unreachable mid-intent ({exc}); "
+                                           "the next iteration re-checks protection", "warning")
+                    break
+        self.iterations += 1
+
+    def _decide(self, snap: Snapshot, now) -> list[Decision]:
+        """Marks, risk state, the plan and its review, and the decision records: everything but the orders."""
+        s = self.settings
         highs, lows = snap.bar_range()
         self.ledger.mark(highs, lows, hours=min(self.bar_period / pd.Timedelta(hours=1), 6.5))
         notes = self.risk.observe(snap, self.journal.recent_results(max(s.losing_streak, 1)))
@@ -161,20 +180,7 @@ class CombinedStrategy(Strategy):
             kelly_note = ""
         self.decision_log.record_iteration(snap.now, decisions, sample, kelly_note)
         self.ledger.sample(**sample)
-        for d in decisions:
-            if self.stopping:
-                self.decision_log.note(now, "plan", "shutting down: the remaining intents are not started")
-                break
-            if d.intent is not None:
-                try:
-                    with self._exec_lock:
-                        self.execute(d.intent, snap)
-                except BrokerUnavailable as exc:
-                    self.decision_log.note(now, d.step.value, f"{d.symbol}: broker unreachable mid-intent ({exc}); "
-                                           "the next iteration re-checks protection", "warning")
-                    break
-        self.ledger.persist_marks()
-        self.iterations += 1
+        return decisions
 
     def _live_snapshot(self, now) -> Snapshot | None:
         gw = self.venue.gw
@@ -205,12 +211,10 @@ class CombinedStrategy(Strategy):
             cost = pos.avg_fill_price if pos.avg_fill_price else self.cost_basis.get(sym)
             holdings[sym] = Holding(sym, qty, float(cost) if cost else None)
         orders = tuple(o for o in (_open_order(x) for x in self.open_lumibot_orders()) if o is not None)
-        notes = tuple(f"{sym}: held but no price data" for sym in holdings if sym not in market.index)
-        missing = [s for s in holdings if s not in market.index]
-        if missing:
-            extra = pd.DataFrame({"close": [math.nan] * len(missing)}, index=pd.Index(missing, name="symbol"))
-            market = pd.concat([market, extra])
-            lookups = None  # rebuilt from the frame
+        missing = [s for s in holdings if s not in self.book.symbols]
+        notes = tuple(f"{sym}: held but no price data" for sym in missing)
+        for col in ("close", "rsi", "atr", "high", "low"):
+            lookups[col].update(dict.fromkeys(missing, math.nan))
         return Snapshot(now=now, cash=float(self.get_cash()), portfolio_value=float(self.get_portfolio_value()),
                         holdings=holdings, open_orders=orders, market=market, notes=notes, lookups=lookups)
 

@@ -44,7 +44,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         decisions.append(Decision(step, None, "blocked", f"{len(candidates)} candidate(s) but {blocked_by}; no "
                                   "entries this iteration", level="warning"))
         return decisions
-    rows = snap.market.loc[candidates]
+    rows = snap.rows(candidates)
     try:
         scores = np.asarray(scorer.score(rows), dtype=float)
         if scores.shape != (len(candidates),):

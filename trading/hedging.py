@@ -13,6 +13,7 @@ Which ETF (the documented rule):
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -40,9 +41,14 @@ class Breadth:
         return text
 
 
-def measure_breadth(market: pd.DataFrame, bellwethers: tuple[str, ...], overbought: float) -> Breadth:
+def measure_breadth(rsi: pd.DataFrame | Mapping[str, float], bellwethers: tuple[str, ...],
+                    overbought: float) -> Breadth:
+    """`rsi`: {symbol: RSI} (a snapshot's lookups), or a frame with an rsi column."""
     measured, missing = {}, []
-    values = market["rsi"].to_dict() if "rsi" in market else {}
+    if isinstance(rsi, pd.DataFrame):
+        values = rsi["rsi"].to_dict() if "rsi" in rsi else {}
+    else:
+        values = rsi
     for sym in bellwethers:
         rsi = values.get(sym, math.nan)
         if rsi is None or not math.isfinite(rsi):

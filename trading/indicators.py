@@ -92,7 +92,7 @@ class IndicatorBook:
 
     def as_of(self, t: datetime, lookups: bool = False):
         """One row per symbol from the last bar that *ended* at or before t (NaN rows when none). With
-        `lookups`, also the Snapshot's per-symbol lookups, read straight from the arrays: (frame, lookups)."""
+        `lookups`, no frame but the Snapshot's lookups, read straight from the arrays: (None, lookups)."""
         # one frame construction per call: inside a running backtest every pandas operation is costly
         cutoff = pd.Timestamp(t) - self.bar_period
         i = int(self.index.searchsorted(cutoff, side="right")) - 1
@@ -101,17 +101,29 @@ class IndicatorBook:
             bars = np.full(len(self.symbols), -1)
         else:
             row, bars = self._cube[i], self._last_bar[i]
-        data = {c: row[:, k] for k, c in enumerate(self.value_columns)}
-        data["bar_time"] = self.index.take(bars, allow_fill=True, fill_value=pd.NaT)
-        frame = pd.DataFrame(data, index=self._symbol_index)
         if not lookups:
-            return frame
+            data = {c: row[:, k] for k, c in enumerate(self.value_columns)}
+            data["bar_time"] = self.index.take(bars, allow_fill=True, fill_value=pd.NaT)
+            return pd.DataFrame(data, index=self._symbol_index)
         from trading.snapshot import LOOKUP_COLUMNS
 
-        found = {c: dict(zip(self.symbols, data[c].tolist(), strict=True)) if c in data else {}
-                 for c in LOOKUP_COLUMNS}
-        found["freshest"] = self.index[int(bars.max())] if len(bars) and bars.max() >= 0 else None
-        return frame, found
+        # the backtest's fast path: the lookups read straight from the arrays; rows for the confidence model
+        # and each symbol's bar time (the stale-data check of an order) built only when asked for
+        found = {c: dict(zip(self.symbols, row[:, self.value_columns.index(c)].tolist(), strict=True))
+                 if c in self.value_columns else {} for c in LOOKUP_COLUMNS}
+        last = int(bars.max()) if len(bars) else -1
+        found["freshest"] = self.index[last] if last >= 0 else None
+        positions = dict(zip(self.symbols, bars.tolist(), strict=True))
+        index, columns, where = self.index, self.value_columns, {sym: j for j, sym in enumerate(self.symbols)}
+        found["bar_time"] = lambda sym: index[positions[sym]] if positions.get(sym, -1) >= 0 else None
+
+        def rows(symbols) -> pd.DataFrame:
+            picked = np.array([row[where[s]] if s in where else np.full(len(columns), np.nan) for s in symbols])
+            return pd.DataFrame(picked.reshape(len(symbols), len(columns)), columns=columns,
+                                index=pd.Index(list(symbols), name="symbol"))
+
+        found["rows"] = rows
+        return None, found
 
     def series(self, symbol: str, column: str) -> pd.Series:
         j, k = self.symbols.index(symbol), self.value_columns.index(column)

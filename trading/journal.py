@@ -58,6 +58,7 @@ class Journal:
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(SCHEMA)
         self._lock = threading.RLock()  # live fills arrive on Lumibot's callback thread
+        self._depth = 0  # open transactions (nested ones join the outermost)
         self._closed: tuple[list[float], list[float]] | None = None  # entry trades' (P&L, R), read once, then kept
 
     def close(self) -> None:
@@ -65,7 +66,11 @@ class Journal:
 
     def _tx(self):
         """A transaction (BEGIN ... COMMIT, ROLLBACK on error)."""
-        return _Transaction(self.conn, self._lock)
+        return _Transaction(self.conn, self._lock, self)
+
+    def batch(self):
+        """One transaction for several writes (an iteration's bookkeeping): all of them or none."""
+        return _Transaction(self.conn, self._lock, self)
 
     # ------------------------------------------------------------------ writes
     def record_iteration(self, now: datetime, decisions: Iterable[dict], sample: dict | None) -> None:
@@ -120,8 +125,10 @@ class Journal:
 
     def _write_closed(self, closed: Iterable[dict]) -> None:
         closed = list(closed)
-        if closed:
-            self._closed = None  # re-read at the next use
+        if closed and self._closed is not None:  # keep the cache current rather than re-reading the table
+            entries = [c for c in closed if c["kind"] != "hedge"]
+            self._closed[0].extend(c["pnl_usd"] for c in entries)
+            self._closed[1].extend(c["r_multiple"] for c in entries if c.get("r_multiple") is not None)
         self.conn.executemany(
             "INSERT INTO closed_trades (symbol, kind, qty, entry_time, entry_price, exit_time, exit_price, "
             "exit_reason, pnl_usd, return_pct, r_multiple, mfe_r, mae_r, hedged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -130,12 +137,12 @@ class Journal:
               c.get("mfe_r"), c.get("mae_r"), int(bool(c.get("hedged")))) for c in closed])
 
     def _write_open(self, open_trades: dict[str, dict | None]) -> None:
-        for sym, state in open_trades.items():
-            if state is None:
-                self.conn.execute("DELETE FROM open_trades WHERE symbol=?", (sym,))
-            else:
-                self.conn.execute("INSERT OR REPLACE INTO open_trades VALUES (?,?)",
-                                  (sym, json.dumps(state, default=_t)))
+        gone = [(sym,) for sym, state in open_trades.items() if state is None]
+        if gone:
+            self.conn.executemany("DELETE FROM open_trades WHERE symbol=?", gone)
+        self.conn.executemany("INSERT OR REPLACE INTO open_trades VALUES (?,?)",
+                              [(sym, json.dumps(state, default=_t)) for sym, state in open_trades.items()
+                               if state is not None])
 
     def set_state(self, key: str, value: dict, now: datetime | None = None) -> None:
         with self._tx():
@@ -179,17 +186,23 @@ class Journal:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock):
-        self.conn, self.lock = conn, lock
+    """BEGIN ... COMMIT, ROLLBACK on error; nested ones join the outermost (one commit for a batch)."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock, journal: "Journal"):
+        self.conn, self.lock, self.journal = conn, lock, journal
 
     def __enter__(self):
         self.lock.acquire()
-        self.conn.execute("BEGIN")
+        if self.journal._depth == 0:
+            self.conn.execute("BEGIN")
+        self.journal._depth += 1
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            self.journal._depth -= 1
+            if self.journal._depth == 0:
+                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.lock.release()
         return False

@@ -56,7 +56,7 @@ def plan_iteration(snap: Snapshot, s: Settings, scorer: ConfidenceModel, strateg
             plan.add(d)
 
     cash_available = snap.cash - s.min_cash_reserve - snap.open_buy_notional()
-    breadth = measure_breadth(snap.market, s.bellwethers, s.rsi_overbought)
+    breadth = measure_breadth(snap.rsi_values, s.bellwethers, s.rsi_overbought)
     hedge = plan_hedge(snap, s, breadth, cash_available, exiting, ids)
     unwound = {d.symbol for d in hedge if d.intent is not None and d.intent.kind == IntentKind.UNHEDGE}
     for d in trims:

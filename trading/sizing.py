@@ -10,6 +10,7 @@ streak, recovery mode, exposure), never grow it.
 import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 from trading.orders import protective_levels, to_tick
 
@@ -41,6 +42,18 @@ def bracket_levels(price: float, s, atr: float | None) -> tuple[Decimal, Decimal
     return protective_levels(price, s.stop_loss_pct, s.take_profit_pct)
 
 
+@lru_cache(maxsize=16)  # asked every iteration; the trades behind it change only when one closes
+def kelly_fraction(r_multiples: tuple[float, ...]) -> float | None:
+    """Kelly f = p - (1 - p) / b from R multiples, or None without both wins and losses."""
+    wins = [r for r in r_multiples if r > 0]
+    losses = [-r for r in r_multiples if r < 0]
+    if not wins or not losses:
+        return None
+    p = len(wins) / len(r_multiples)
+    b = (sum(wins) / len(wins)) / (sum(losses) / len(losses))
+    return p - (1 - p) / b
+
+
 def kelly_risk_cap(r_multiples: list[float], s, equity: float) -> tuple[float | None, str]:
     """Cap on the USD risked per trade from the closed trades' R multiples, or None (no cap yet / off).
     Kelly f = p - (1 - p) / b with p the win rate and b the average win over the average loss (in R);
@@ -48,13 +61,9 @@ def kelly_risk_cap(r_multiples: list[float], s, equity: float) -> tuple[float | 
     quarter of the normal risk rather than stop, so a strategy can still show that it recovered."""
     if s.kelly_fraction <= 0 or len(r_multiples) < s.kelly_min_trades:
         return None, ""
-    wins = [r for r in r_multiples if r > 0]
-    losses = [-r for r in r_multiples if r < 0]
-    if not wins or not losses:
+    f = kelly_fraction(tuple(r_multiples))
+    if f is None:
         return None, ""
-    p = len(wins) / len(r_multiples)
-    b = (sum(wins) / len(wins)) / (sum(losses) / len(losses))
-    f = p - (1 - p) / b
     base = s.risk_per_trade_pct * equity
     if f <= 0:
         return 0.25 * base, f"Kelly cap: no edge, quarter risk (Kelly {f:+.2f} over {len(r_multiples)} trades)"

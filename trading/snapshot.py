@@ -84,7 +84,9 @@ class Snapshot:
     portfolio_value: float
     holdings: dict[str, Holding]
     open_orders: tuple[OpenOrder, ...]
-    market: pd.DataFrame  # one row per symbol: close, rsi, trend, bar_time, ... (bars completed before `now`)
+    # one row per symbol: close, rsi, trend, bar_time, ... (bars completed before `now`); None when `lookups`
+    # carries everything instead (the backtest's fast path): read rows through rows(), not this frame
+    market: pd.DataFrame | None
     session: Session = "regular"
     notes: tuple[str, ...] = field(default=())  # data problems found while gathering, logged by the planner
     # the per-symbol lookups below, when the caller already has them (IndicatorBook.as_of(..., lookups=True))
@@ -99,9 +101,28 @@ class Snapshot:
                   if col in self.market else {} for col in LOOKUP_COLUMNS}
             times = self.market["bar_time"].dropna() if "bar_time" in self.market else ()
             lk["freshest"] = times.max() if len(times) else None
+            column = self.market["bar_time"] if "bar_time" in self.market else pd.Series(dtype=object)
+            lk["bar_time"] = lambda sym: None if sym not in column.index or pd.isna(column[sym]) else column[sym]
+            market = self.market
+            lk["rows"] = lambda symbols: market.reindex(list(symbols))
         for col in LOOKUP_COLUMNS:
             object.__setattr__(self, f"_{col}", lk[col])
         object.__setattr__(self, "_freshest", lk["freshest"])
+        object.__setattr__(self, "_bar_time", lk["bar_time"])
+        object.__setattr__(self, "_rows", lk["rows"])
+
+    def rows(self, symbols) -> pd.DataFrame:
+        """The indicator (and feature) rows of these symbols, in this order (NaN for unknown symbols)."""
+        return self._rows(symbols)
+
+    @property
+    def rsi_values(self) -> dict[str, float]:
+        """{symbol: RSI of its last completed bar} (NaN when unknown)."""
+        return self._rsi
+
+    def bar_time(self, symbol: str):
+        """Start of the symbol's last completed bar, or None when it has none."""
+        return self._bar_time(symbol)
 
     @property
     def freshest_bar(self):

@@ -170,7 +170,7 @@ class RiskController:
             if not i.opens_exposure:
                 out.append(d)
                 continue
-            verdicts = [stale_data(snap.market["bar_time"].get(i.symbol) if "bar_time" in snap.market else None,
+            verdicts = [stale_data(snap.bar_time(i.symbol),
                                    freshest, self.bar_period, self.s.stale_bars),
                         orders_per_iteration(approved_opens, self.s.max_orders_per_iteration)]
             order = i.orders[0]
