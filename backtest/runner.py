@@ -24,6 +24,7 @@ from marketdata.market import Market
 from models.features import FeatureParams
 from models.meta_model import MetaModel, load_confidence, overlap_warning, threshold_warning
 from trading.indicators import IndicatorBook, market_frames
+from trading.journal import Journal
 from trading.settings import Settings
 
 logger = logging.getLogger("trader.backtest")
@@ -194,18 +195,22 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"settings": settings, "indicator_book": indicator_book, "bar_period": market.bar_period,
                   "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer,
-                  "journal_path": str(out_dir / "journal.sqlite")}
-    with _working_dir(out_dir):
-        cls = strategy_class(config.strategy)
-        results, strategy = cls.run_backtest(
-            PandasDataBacktesting, start.to_pydatetime().replace(tzinfo=None),
-            end.to_pydatetime().replace(tzinfo=None), pandas_data=pandas_data,
-            name=strategy_name(config), budget=book.cash,
-            starting_positions={Asset(s, "stock"): q for s, q in book.quantities.items()} or None,
-            benchmark_asset=None, risk_free_rate=0.0, analyze_backtest=False, save_stats_file=False,
-            show_plot=False, show_tearsheet=False, save_tearsheet=False, show_indicators=False,
-            show_progress_bar=config.progress, quiet_logs=True, parameters=parameters,
-        )
+                  # the run's journal works in memory and is written to the report folder when the run ends
+                  "journal": Journal(out_dir / "journal.sqlite", in_memory_until_saved=True)}
+    try:
+        with _working_dir(out_dir):
+            cls = strategy_class(config.strategy)
+            results, strategy = cls.run_backtest(
+                PandasDataBacktesting, start.to_pydatetime().replace(tzinfo=None),
+                end.to_pydatetime().replace(tzinfo=None), pandas_data=pandas_data,
+                name=strategy_name(config), budget=book.cash,
+                starting_positions={Asset(s, "stock"): q for s, q in book.quantities.items()} or None,
+                benchmark_asset=None, risk_free_rate=0.0, analyze_backtest=False, save_stats_file=False,
+                show_plot=False, show_tearsheet=False, save_tearsheet=False, show_indicators=False,
+                show_progress_bar=config.progress, quiet_logs=True, parameters=parameters,
+            )
+    finally:
+        parameters["journal"].save()  # also after a failed run: what it decided until then
     return BacktestRun(config, settings, market, start, end, book, strategy, results or {}, out_dir,
                        list(prep.warnings), time.perf_counter() - t0)
 

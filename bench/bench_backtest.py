@@ -5,9 +5,9 @@
 Prints each run's wall time and their ratio, then the share of CombinedStrategy's wall time spent in
 the project's own code. That share is measured without a profiler (profilers inflate code made of
 many small Python calls): the strategy's entry points (initialize, on_trading_iteration,
-on_filled_order), the once-per-series indicator precompute, and every Lumibot method the strategy
-calls back into (get_positions, submit_order, ...) are wrapped with a timer stack, and each moment
-of the run is attributed to whichever is on top. Project time therefore includes the pandas /
+on_filled_order), the once-per-series indicator precompute, the journal's write at the end, and every
+Lumibot method the strategy calls back into (get_positions, submit_order, ...) are wrapped with a timer
+stack, and each moment of the run is attributed to whichever is on top. Project time therefore includes the pandas /
 numpy / pandas-ta work our code does, and excludes Lumibot's.
 BuyAndHold runs at the same 1H cadence: its shipped 1D sleeptime on hourly data is a slow path inside
 Lumibot (150 s for the year, measured), not a fair baseline.
@@ -97,15 +97,18 @@ LUMIBOT_CALLS = ("get_datetime", "get_positions", "get_position", "get_cash", "g
 def instrumented(prep, out_dir: Path) -> tuple[float, Attribution, int]:
     from lumibot.backtesting import BacktestingBroker
 
+    from backtest import runner
     from strategies.combined_strategy import CombinedStrategy
     from trading.indicators import IndicatorBook
+    from trading.journal import Journal
 
     attr = Attribution()
     saved = []
     targets = [(CombinedStrategy, n, "ours") for n in OUR_ENTRY_POINTS if n in vars(CombinedStrategy)]
     targets += [(CombinedStrategy, n, "lumibot") for n in LUMIBOT_CALLS]
     targets += [(BacktestingBroker, "get_active_tracked_orders", "lumibot")]
-    targets += [(IndicatorBook, "from_bars", "ours")]  # the once-per-series indicator precompute
+    # the once-per-series indicator precompute and the journal's write at the end are ours too
+    targets += [(runner, "market_frames", "ours"), (IndicatorBook, "__init__", "ours"), (Journal, "save", "ours")]
     for cls, name, owner in targets:
         saved.append((cls, name, cls.__dict__.get(name)))
         setattr(cls, name, attr.wrap(owner, getattr(cls, name)))

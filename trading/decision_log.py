@@ -30,12 +30,19 @@ class DecisionLog:
     def record_iteration(self, now: datetime, decisions: list[Decision], sample: dict | None,
                          note: str = "") -> None:
         rows = [self._row(now, d) for d in decisions]
-        stamp = None
+        # one log record per run of same-level lines (utils/logging_setup prefixes each line with its level)
+        stamp, run, run_level = f"{now:%Y-%m-%d %H:%M}", [], None
         for d in decisions:
             level = logging.WARNING if d.level == "warning" else logging.INFO
-            if logger.isEnabledFor(level):  # the line is only built when it is written somewhere
-                stamp = stamp or f"{now:%Y-%m-%d %H:%M}"
-                logger.log(level, f"{stamp} {d.line()}")
+            if not logger.isEnabledFor(level):  # a line is only built when it is written somewhere
+                continue
+            if run and level != run_level:
+                logger.log(run_level, "\n".join(run))
+                run = []
+            run_level = level
+            run.append(f"{stamp} {d.line()}")
+        if run:
+            logger.log(run_level, "\n".join(run))
         if note:
             rows.append({"time": now, "step": "risk", "symbol": "", "action": "note", "level": "info", "reason": note})
         self.records.extend(rows)

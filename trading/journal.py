@@ -48,11 +48,15 @@ def _t(x) -> str | None:
 
 
 class Journal:
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:", in_memory_until_saved: bool = False):
+        """`in_memory_until_saved` (backtests): work in memory and write the file once, at save(); a live
+        journal is written through, every transaction on disk."""
         self.path = str(path)
+        self._save_to = self.path if in_memory_until_saved and self.path != ":memory:" else None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        where = ":memory:" if self._save_to else self.path
+        self.conn = sqlite3.connect(where, check_same_thread=False, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
@@ -63,6 +67,19 @@ class Journal:
 
     def close(self) -> None:
         self.conn.close()
+
+    def save(self) -> Path | None:
+        """Write an in-memory journal to its file (one consistent copy); a no-op for a written-through one."""
+        if not self._save_to:
+            return None
+        target = sqlite3.connect(self._save_to)
+        try:
+            with self._lock:
+                self.conn.backup(target)
+            target.execute("PRAGMA journal_mode=WAL")
+        finally:
+            target.close()
+        return Path(self._save_to)
 
     def _tx(self):
         """A transaction (BEGIN ... COMMIT, ROLLBACK on error)."""

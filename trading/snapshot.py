@@ -151,6 +151,12 @@ class Snapshot:
         return [o for o in self.open_orders if o.symbol == symbol]
 
     def protection(self, symbol: str) -> Protection:
+        cache = self.__dict__.setdefault("_protection", {})  # every planner asks; the snapshot never changes
+        if symbol not in cache:
+            cache[symbol] = self._protection_of(symbol)
+        return cache[symbol]
+
+    def _protection_of(self, symbol: str) -> Protection:
         orders = self.orders_for(symbol)
         stops = [o for o in orders if o.is_protective_stop]
         targets = [o for o in orders if o.side == "sell" and o.order_type == "limit"]

@@ -8,6 +8,14 @@ from pathlib import Path
 TRADER = "trader"
 
 
+class LevelPerLine(logging.Formatter):
+    """`LEVEL   message` on every line of a record (the decision log writes an iteration's lines as one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return "\n".join(f"{record.levelname:<7} {line}" for line in text.splitlines())
+
+
 def configure(level: str = "INFO", console: bool = True, logfile: Path | None = None,
               buffered: bool = False) -> None:
     """Console lines at `level`, and every line in `logfile`. `buffered` (backtests) writes the file in
@@ -29,7 +37,7 @@ def configure(level: str = "INFO", console: bool = True, logfile: Path | None = 
         logfile.parent.mkdir(parents=True, exist_ok=True)
         f = logging.FileHandler(logfile, encoding="utf-8")
         f.setLevel(logging.DEBUG)
-        f.setFormatter(logging.Formatter("%(levelname)-7s %(message)s"))
+        f.setFormatter(LevelPerLine())
         root.addHandler(MemoryHandler(2000, logging.WARNING, f) if buffered else f)
         levels.append(logging.DEBUG)
     # nothing below the lowest level any handler writes is even formatted (decision lines are built lazily)
