@@ -56,6 +56,7 @@ class RiskController:
     def __init__(self, settings, journal=None, bar_period: pd.Timedelta = HOUR):
         self.s, self.journal, self.bar_period = settings, journal, pd.Timedelta(bar_period)
         self.equity = EquityTracker()
+        self._saved: tuple[dict, float | None] | None = None  # what is on file, to skip unchanged writes
         self.holds: list[Hold] = []
         self.command_id = None
         self.flatten_pending = False
@@ -84,10 +85,20 @@ class RiskController:
         self.flatten_pending = bool(state.get("flatten_pending"))
 
     def _save(self, now: datetime) -> None:
-        if self.journal is not None:
-            state = {"equity": self.equity.as_dict(), "holds": [h.as_dict() for h in self.holds],
-                     "command_id": self.command_id, "flatten_pending": self.flatten_pending}
-            self.journal.set_state(STATE_KEY, state, now)
+        """Persist the state when it changed. The last confirmed equity alone moves every iteration; it is
+        written again once it moved 0.5% from the copy on file (a restart compares its first reading with
+        it, and only a move past EQUITY_JUMP_PCT asks for confirmation)."""
+        if self.journal is None:
+            return
+        state = {"equity": self.equity.as_dict(), "holds": [h.as_dict() for h in self.holds],
+                 "command_id": self.command_id, "flatten_pending": self.flatten_pending}
+        rest = {**state, "equity": {**state["equity"], "confirmed": None}}
+        confirmed, saved = self.equity.confirmed, self._saved
+        if saved is not None and rest == saved[0] and (confirmed == saved[1] or (
+                confirmed and saved[1] and abs(confirmed / saved[1] - 1) < 0.005)):
+            return
+        self.journal.set_state(STATE_KEY, state, now)
+        self._saved = (rest, confirmed)
 
     def _add(self, hold: Hold, notes: list[Decision]) -> None:
         if any(h.gate == hold.gate for h in self.holds):
