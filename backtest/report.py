@@ -186,6 +186,7 @@ def write_report(run: BacktestRun, summary: dict, table: str) -> list[Path]:
     tearsheet = _tearsheet(run, eq)
     if tearsheet is not None:
         written.append(tearsheet)
+    written += [out / "journal.sqlite", out / "decisions.log"]  # written by the run itself
     return [p for p in written if p is not None and p.exists()]
 
 

@@ -8,6 +8,7 @@ exit policy alone, and the defaults (risk controller + exit policy + Kelly cap).
 
 import argparse
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def main() -> int:
     ap.add_argument("--end", type=date.fromisoformat, default=date(2024, 12, 31))
     args = ap.parse_args()
     logging_setup.configure(console=False)
-    out = Path("/tmp/compare-risk")
+    out = Path(tempfile.mkdtemp(prefix="compare-risk-"))
     results = {}
     for name, overrides in VARIANTS.items():
         settings = Settings.defaults(kill_switch_file=str(out / "HALT"), **overrides)

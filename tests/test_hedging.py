@@ -79,6 +79,25 @@ def test_pending_hedge_entry_counts_as_hedged_and_is_cancelled_on_unwind(setting
     assert d.action == "unhedge" and d.intent.cancel_order_ids == ("p1",) and d.intent.orders == ()
 
 
+@pytest.mark.parametrize(("rsis", "held", "action"), [
+    ((80, 80, 80, 80, 50), "SH", "unhedge"),  # 80% = HEDGE_LEVERAGED_BREADTH with the 1x ETF: escalate
+    ((80, 80, 80, 50, 50), "SH", "hold"),  # 60%: the 1x hedge is the right one
+    ((80, 80, 80, 80, 80), "SPXS", "hold"),  # already 3x: keep
+])
+def test_the_hedge_escalates_to_3x_when_breadth_turns_extreme(settings, rsis, held, action):
+    holdings = [(held, 1000, 14.0), ("XOM", 100, 100.0)]
+    snap = snapshot(cash=80_000, holdings=holdings, orders=oco_legs(held, 1000, 13.3, 16.1),
+                    prices={**bell_prices(*rsis), "XOM": 100.0})
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
+    assert d.action == action
+    if action == "unhedge":
+        assert "escalate the hedge" in d.reason and "SPXS (3x) is bought once the sale has filled" in d.reason
+        assert d.intent.orders[0].qty == 1000 and set(d.intent.cancel_order_ids) == {"g1-tp", "g1-sl", "g1"}
+    off = type(settings).defaults(enable_leveraged_hedge=False)
+    (d,) = plan_hedge(snap, off, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
+    assert d.action == "hold"
+
+
 @pytest.mark.parametrize("breadth, tech_share, expected", [
     (0.6, 1.0, "SH"), (0.8, 0.9, "SQQQ"), (0.8, 0.2, "SPXS"), (1.0, 0.5, "SQQQ"), (1.0, 0.49, "SPXS"),
 ])

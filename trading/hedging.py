@@ -4,7 +4,9 @@ breadth = share of bellwethers (with data) whose RSI is above RSI_OVERBOUGHT.
 - breadth >= BEARISH_THRESHOLD and no hedge: buy an inverse ETF with a bracket, sized to
   MAX_INVERSE_ALLOCATION less TRIM_BUFFER_PCT of the portfolio (and at most the cash above MIN_CASH_RESERVE);
 - breadth < BEARISH_EXIT_THRESHOLD with a hedge: cancel its legs and sell it (unwind);
-- in between: keep what is there. The gap between the two thresholds stops the hedge flapping.
+- in between: keep what is there. The gap between the two thresholds stops the hedge flapping;
+- breadth reaching HEDGE_LEVERAGED_BREADTH while the 1x ETF is held: sell it, and buy the 3x ETF once
+  the sale has filled (the hedge escalates; it does not step back down until it is unwound).
 
 Which ETF (the documented rule):
 - breadth >= HEDGE_LEVERAGED_BREADTH (extreme) and ENABLE_LEVERAGED_HEDGE: a 3x ETF, the tech one
@@ -109,6 +111,20 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
                          f"{order.notional / snap.portfolio_value:.1%}; {why}), stop {order.stop_loss}, "
                          f"target {order.take_profit}",
                          Intent(IntentKind.HEDGE, symbol, (order,)), data=data)]
+
+    general = s.inverse_etfs["general"]
+    if (s.enable_leveraged_hedge and breadth.ratio >= s.hedge_leveraged_breadth and held == [general]
+            and not pending and general not in exiting):
+        # breadth went from high to extreme while the 1x hedge is on: sell it now, and the rule above buys the
+        # 3x ETF once the sale has filled (its cash counts only then)
+        h = snap.holdings[general]
+        target, _ = choose_inverse(breadth.ratio, snap, s)
+        sell = build_market(general, h.qty, "sell", ids(general, "unhedge"), snap.session, snap.price(general))
+        orders = () if isinstance(sell, Refusal) else (sell,)
+        return [Decision(step, general, "unhedge",
+                         f"{text} >= {s.hedge_leveraged_breadth:.0%}: escalate the hedge, sell {h.qty:g} {general} "
+                         f"now; {target} (3x) is bought once the sale has filled",
+                         Intent(IntentKind.UNHEDGE, general, orders, snap.protection(general).order_ids), data=data)]
 
     if breadth.ratio < s.bearish_exit_threshold and hedged:
         out = []
