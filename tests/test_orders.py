@@ -14,6 +14,7 @@ from trading.orders import (
     MarketOrder,
     OcoOrder,
     Refusal,
+    build_bracket,
     build_bracket_for_budget,
     build_market,
     build_oco,
@@ -55,6 +56,20 @@ def test_bracket_is_always_acceptable_or_refused_with_reason(price, budget, stop
         assert is_valid_increment(p)
     assert out.stop_loss <= out.reference_price - CENT < out.reference_price + CENT <= out.take_profit
     assert out.time_in_force == "gtc"
+
+
+@given(price=prices, qty=st.integers(min_value=-3, max_value=100_000), stop=st.floats(min_value=0.0, max_value=1e4),
+       target=st.floats(min_value=0.0, max_value=1e4))
+def test_bracket_with_explicit_shares_and_levels_is_acceptable_or_refused(price, qty, stop, target):
+    """What entries use: a share count from sizing and levels from the stop mode (fixed or ATR)."""
+    out = build_bracket("AAPL", price, qty, to_tick(stop) if stop >= 0.0001 else Decimal(0),
+                        to_tick(target) if target >= 0.0001 else Decimal(0), "cid")
+    if isinstance(out, Refusal):
+        assert out.reason and (qty < 1 or to_tick(price) <= CENT or out.reason.startswith("price"))
+        return
+    assert out.qty == qty >= 1
+    assert is_valid_increment(out.take_profit) and is_valid_increment(out.stop_loss) and out.stop_loss > 0
+    assert out.stop_loss <= out.reference_price - CENT < out.reference_price + CENT <= out.take_profit
 
 
 @given(price=prices, stop=pcts, target=st.floats(min_value=0.001, max_value=3))

@@ -55,3 +55,23 @@ def test_open_buy_orders_reserve_cash(settings):
     snap = snapshot(cash=11_000, portfolio_value=100_000, prices=rows, orders=[pending])
     plan = plan_iteration(snap, settings, Fixed(0.9))
     assert not plan.intents, "$11,000 - $1,000 reserve - $10,000 promised leaves nothing"
+
+
+def test_a_stock_below_one_dollar_gets_four_decimal_legs_and_its_protection_too():
+    from decimal import Decimal
+
+    from trading.orders import BracketOrder, OcoOrder, is_valid_increment
+    from trading.settings import Settings
+
+    s = Settings.defaults(universe=("SIRI", "NOK"))
+    snap = snapshot(cash=50_000, holdings=[("NOK", 3000, 0.9)],
+                    prices={"SIRI": {"close": 0.5731, "rsi": 18, "trend": 0.6}, "NOK": 0.8917})
+    plan = plan_iteration(snap, s, Fixed(0.9))
+    (entry,) = [i.orders[0] for i in plan.intents if i.kind == IntentKind.ENTER]
+    (oco,) = [i.orders[0] for i in plan.intents if i.kind == IntentKind.PROTECT]
+    assert isinstance(entry, BracketOrder) and isinstance(oco, OcoOrder)
+    for price in (entry.stop_loss, entry.take_profit, oco.stop_loss, oco.take_profit):
+        assert is_valid_increment(price)
+    assert entry.stop_loss == Decimal("0.5444") and entry.take_profit == Decimal("0.6591")  # -5% / +15%, rounded out
+    assert oco.qty == 3000 and oco.stop_loss == Decimal("0.855")  # 4 decimals below $1 ...
+    assert oco.take_profit == Decimal("1.04")  # ... and cents from $1 up (0.9 x 1.15 = 1.035, rounded up)
