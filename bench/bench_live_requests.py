@@ -68,8 +68,7 @@ def lumibot_per_symbol_cost(bot: LiveBot, srv: FakeAlpaca, symbols: list[str]) -
     from alpaca.common.exceptions import APIError
     from lumibot.entities import Asset
 
-    quiet = logging.getLogger("lumibot")
-    level, quiet.level = quiet.level, logging.CRITICAL  # one "too many requests" error line per symbol otherwise
+    logging.disable(logging.ERROR)  # Lumibot logs one "too many requests" error line per symbol otherwise
     try:
         srv.clear_log()
         try:
@@ -83,7 +82,7 @@ def lumibot_per_symbol_cost(bot: LiveBot, srv: FakeAlpaca, symbols: list[str]) -
         bars = [r for r in srv.requests if r["path"] == "/v2/stocks/bars"]
         return quotes, (len(bars), sum(1 for r in bars if r["status"] == 429))
     finally:
-        quiet.level = level
+        logging.disable(logging.NOTSET)
 
 
 def run(n: int, hours: int, soak_hours: int) -> dict:
@@ -110,6 +109,7 @@ def run(n: int, hours: int, soak_hours: int) -> dict:
             srv.advance(pd.Timedelta(minutes=20 if hour >= hours else 60))
         sockets_end = open_sockets()
         quotes, per_symbol_bars = lumibot_per_symbol_cost(bot, srv, universe)  # after the soak: a fresh minute
+        bot.close()
         return {"n": n, "rows": rows, "quotes": quotes, "per_symbol_bars": per_symbol_bars,
                 "sockets": (sockets_start, sockets_end), "connections": srv.connections_accepted,
                 "iterations": hours + soak_hours, "rejections": len(srv.rejections)}
