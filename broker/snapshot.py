@@ -91,5 +91,28 @@ def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_
         market = pd.concat([market, extra])
     holdings = {p.symbol: Holding(p.symbol, float(p.qty), _float(p.avg_entry_price)) for p in positions
                 if float(p.qty) != 0}
+    stale = feed_lag(frames, now, bar_period, s.stale_bars) if session == "regular" else None
+    if stale:
+        notes.append(stale)
     return Snapshot(now=now, cash=float(account.cash), portfolio_value=float(account.equity), holdings=holdings,
-                    open_orders=orders, market=market, session=session, notes=tuple(notes))
+                    open_orders=orders, market=market, session=session, notes=tuple(notes), feed_stale=stale)
+
+
+def feed_lag(frames: dict[str, pd.DataFrame], now: datetime, bar_period: pd.Timedelta, stale_bars: int) -> str | None:
+    """Why the whole feed is stale, or None. The stale-data rule compares each symbol with the freshest
+    one, which cannot see every symbol stop at once: here the freshest bar's end is compared with the
+    clock, counting only session time (the night before the open is not a lag)."""
+    if stale_bars <= 0 or bar_period >= pd.Timedelta(days=1) or not frames:
+        return None
+    last = max((df.index[-1] for df in frames.values() if len(df)), default=None)
+    if last is None:
+        return None
+    local = pd.Timestamp(now).tz_convert(NY)
+    opened = local.normalize() + pd.Timedelta(hours=9, minutes=30)
+    since = max(pd.Timestamp(last).tz_convert(NY) + bar_period, opened)
+    lag = local - since
+    if lag <= stale_bars * bar_period:
+        return None
+    return (f"the data feed's newest bar started {pd.Timestamp(last).tz_convert(NY):%Y-%m-%d %H:%M}, "
+            f"{lag / bar_period:.1f} bar periods of session ago (STALE_BARS={stale_bars}): no new entries or "
+            "hedges until it catches up")

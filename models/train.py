@@ -189,12 +189,12 @@ def render_table(rows: list[dict], overall: dict, threshold: float, suggested: f
             lines.append(f"{r['fold']:>4} {r['test']:<23} skipped: {r['skipped']}")
             continue
         lines.append(f"{r['fold']:>4} {r['test']:<23} {r['n']:>5} {f(r['base_rate'], '.2f'):>5} {f(r['auc']):>6} "
-                     f"{f(r['brier']):>6} {f(r['pass_share'], '.0%'):>6} {f(r['hit_passed'], '.2f'):>6} "
+                     f"{f(r['brier']):>6} {f(r['pass_share'], '.1%'):>6} {f(r['hit_passed'], '.2f'):>6} "
                      f"{f(r['hit_rejected'], '.2f'):>6} {f(r['avg_r_passed'], '+.2f'):>6} "
                      f"{f(r['avg_r_rejected'], '+.2f'):>6}")
     o = overall
     lines.append(f"{'all':>4} {'(out of sample)':<23} {o['n']:>5} {f(o['base_rate'], '.2f'):>5} {f(o['auc']):>6} "
-                 f"{f(o['brier']):>6} {f(o['pass_share'], '.0%'):>6} {f(o['hit_passed'], '.2f'):>6} "
+                 f"{f(o['brier']):>6} {f(o['pass_share'], '.1%'):>6} {f(o['hit_passed'], '.2f'):>6} "
                  f"{f(o['hit_rejected'], '.2f'):>6} {f(o['avg_r_passed'], '+.2f'):>6} "
                  f"{f(o['avg_r_rejected'], '+.2f'):>6}")
     if suggested is None:

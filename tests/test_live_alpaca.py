@@ -482,3 +482,21 @@ def test_the_backtest_and_the_live_bot_move_the_same_stop_to_the_same_price_and_
     assert {leg["type"] for leg in json.loads(bt_entry["response"])["legs"]} == {"limit", "stop"}
     closed = Journal(run.out_dir / "journal.sqlite").frame("closed_trades")
     assert closed.loc[closed["symbol"] == "JPM", "exit_reason"].tolist() == ["breakeven"]
+
+
+def test_a_feed_that_stalls_for_every_symbol_blocks_new_exposure_until_it_catches_up(day_bars, tmp_path):
+    srv = start_server(day_bars, now="2024-03-05 12:31", xom_weight=0)
+    try:
+        stall = srv.faults.add("stale_data", bars=2)  # every symbol: the last two hourly bars never arrive
+        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=GATE_OFF)
+        bot.iterate()
+        lines = " | ".join(bot.lines())
+        assert "the data feed's newest bar started 2024-03-05 09:30" in lines
+        assert "denied by stale_data: the whole data feed is behind the clock" in lines
+        assert [r for r in srv.requests if r["method"] == "POST"] == []
+        srv.faults.remove(stall)
+        srv.advance(pd.Timedelta(hours=1))
+        bot.iterate()
+        assert parents_symbols(srv, "enter") == ["JPM"]
+    finally:
+        srv.stop()

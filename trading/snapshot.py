@@ -89,6 +89,7 @@ class Snapshot:
     market: pd.DataFrame | None
     session: Session = "regular"
     notes: tuple[str, ...] = field(default=())  # data problems found while gathering, logged by the planner
+    feed_stale: str | None = None  # live: why the whole data feed is behind the clock (no new exposure then)
     # the per-symbol lookups below, when the caller already has them (IndicatorBook.as_of(..., lookups=True))
     lookups: dict | None = field(default=None, repr=False, compare=False)
 

@@ -178,6 +178,9 @@ class RiskController:
             if mode == Mode.REDUCING and i.opens_exposure:
                 out.append(_denied(d, Verdict.deny(self._gate(), "REDUCING: no new entries or hedges")))
                 continue
+            if snap.feed_stale and i.opens_exposure:
+                out.append(_denied(d, Verdict.deny("stale_data", "the whole data feed is behind the clock")))
+                continue
             if not i.opens_exposure:
                 out.append(d)
                 continue
