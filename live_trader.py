@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, date
 from pathlib import Path
 
-from strategies import STRATEGIES
+from strategies import STRATEGIES, strategy_name
 from utils import lumibot_env
 
 KNOWN_STRATEGIES = tuple(STRATEGIES)
@@ -110,7 +110,7 @@ def run_backtest_command(args) -> int:
                                    progress=not args.no_progress)
     prep = runner.prepare(config, settings)  # bad data fails here, before any file is written
     where = "the built-in simulated market" if args.data == "builtin" else args.data
-    print(f"Backtesting {runner.strategy_name(config)} offline on {where}, {prep.start.date()} .. "
+    print(f"Backtesting {strategy_name(args.strategy)} offline on {where}, {prep.start.date()} .. "
           f"{(prep.end - pd.Timedelta(days=1)).date()} ({prep.market.timestep} bars; no network, no browser)",
           flush=True)
     for w in prep.warnings:

@@ -178,7 +178,7 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     from lumibot.backtesting import PandasDataBacktesting
     from lumibot.entities import Asset, Data
 
-    from strategies import strategy_class
+    from strategies import strategy_class, strategy_name
     from utils.lumibot_env import quiet_known_noise
 
     quiet_known_noise()
@@ -203,7 +203,7 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
             results, strategy = cls.run_backtest(
                 PandasDataBacktesting, start.to_pydatetime().replace(tzinfo=None),
                 end.to_pydatetime().replace(tzinfo=None), pandas_data=pandas_data,
-                name=strategy_name(config), budget=book.cash,
+                name=strategy_name(config.strategy), budget=book.cash,
                 starting_positions={Asset(s, "stock"): q for s, q in book.quantities.items()} or None,
                 benchmark_asset=None, risk_free_rate=0.0, analyze_backtest=False, save_stats_file=False,
                 show_plot=False, show_tearsheet=False, save_tearsheet=False, show_indicators=False,
@@ -213,12 +213,6 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
         parameters["journal"].save()  # also after a failed run: what it decided until then
     return BacktestRun(config, settings, market, start, end, book, strategy, results or {}, out_dir,
                        list(prep.warnings), time.perf_counter() - t0)
-
-
-def strategy_name(config: BacktestConfig) -> str:
-    from strategies import STRATEGIES
-
-    return STRATEGIES[config.strategy].split(":")[1]
 
 
 def new_out_dir(root: Path, data: str, start: date, end: date) -> Path:

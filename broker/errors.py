@@ -29,16 +29,21 @@ def is_transient(exc: BaseException) -> bool:
     return status in TRANSIENT_STATUS
 
 
-def message_of(exc: BaseException) -> str:
-    """Alpaca's own message when there is one (the body is JSON), else the exception text."""
+def body_of(exc: BaseException) -> dict | str:
+    """Alpaca's answer: its JSON body (code, message, and fields such as available or base_price), else the
+    exception text."""
     text = str(exc)
     try:
         body = json.loads(text)
-        if isinstance(body, dict) and "message" in body:
-            return str(body["message"])
     except (ValueError, TypeError):
-        pass
-    return text[:300]
+        return text[:500]
+    return body if isinstance(body, dict) else text[:500]
+
+
+def message_of(exc: BaseException) -> str:
+    """Alpaca's own message when there is one (the body is JSON), else the exception text."""
+    body = body_of(exc)
+    return str(body["message"]) if isinstance(body, dict) and "message" in body else str(exc)[:300]
 
 
 class Incident:
@@ -50,10 +55,6 @@ class Incident:
         self.failures = 0
         self.first_error = ""
         self.first_call = ""
-
-    @property
-    def active(self) -> bool:
-        return self.failures > 0
 
     def failed(self, what: str, exc: BaseException) -> None:
         self.failures += 1

@@ -81,7 +81,7 @@ def lumibot_broker(settings: Settings, gateway: AlpacaGateway):
 
 def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None, clock=None,
                    strategy: str = "combined"):
-    from strategies import STRATEGIES, strategy_class
+    from strategies import strategy_class, strategy_name
 
     broker = lumibot_broker(settings, gateway)
     params = {"settings": settings, "gateway": gateway, "scorer": scorer, "dry_run": dry_run}
@@ -94,7 +94,7 @@ def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: 
     # force_start_immediately: the first iteration runs a minute after start (then hourly at that minute),
     # not at the next top of the hour: positions found unprotected at start are protected at once
     cls = strategy_class(strategy)
-    instance = cls(broker=broker, data_source=broker.data_source, name=STRATEGIES[strategy].split(":")[1],
+    instance = cls(broker=broker, data_source=broker.data_source, name=strategy_name(strategy),
                    parameters=params, benchmark_asset=None, force_start_immediately=True)
     instance.set_market("24/7")
     return instance

@@ -31,9 +31,9 @@ def window_days(history_bars: int, bar_period: pd.Timedelta) -> int:
 class LiveBars:
     def __init__(self, gateway: AlpacaGateway, bar_period: pd.Timedelta, history_bars: int):
         self.gw, self.bar_period, self.history_bars = gateway, pd.Timedelta(bar_period), history_bars
+        self.window = timedelta(days=window_days(history_bars, self.bar_period))  # a full fetch reaches back this far
         self.frames: dict[str, pd.DataFrame] = {}
         self.day = None  # the New York date of the last full fetch
-        self.requests = 0  # bars requests made (one per fetch; alpaca-py may page each)
 
     def update(self, symbols: list[str], now: datetime) -> dict[str, pd.DataFrame]:
         """Completed bars per symbol as of `now`, at most `history_bars` each."""
@@ -43,12 +43,12 @@ class LiveBars:
             self.frames, self.day = {}, today
         new = [s for s in symbols if s not in self.frames]
         if new:
-            self._merge(self._fetch(new, now - timedelta(days=window_days(self.history_bars, self.bar_period)), now))
+            self._merge(self._fetch(new, now - self.window, now))
         held = [s for s in symbols if s in self.frames and s not in new]
         if held:
             # from the last bar held: it is fetched again, in case it was still forming or was corrected
             lasts = [self.frames[s].index[-1] for s in held if len(self.frames[s])]
-            since = min(lasts) if lasts else now - timedelta(days=window_days(self.history_bars, self.bar_period))
+            since = min(lasts) if lasts else now - self.window
             self._merge(self._fetch(held, since, now))
         out = {}
         for sym in symbols:
@@ -58,7 +58,6 @@ class LiveBars:
         return out
 
     def _fetch(self, symbols: list[str], start, end) -> dict[str, pd.DataFrame]:
-        self.requests += 1
         raw = self.gw.bars(symbols, self.bar_period, pd.Timestamp(start), pd.Timestamp(end))
         if self.bar_period < pd.Timedelta(days=1):  # Alpaca's hourly bars are clock-aligned: keep the session's
             for sym, df in raw.items():

@@ -1,4 +1,4 @@
-"""Lumibot's Alpaca broker with two defects of Lumibot 4.6.30 corrected (both found against the fake Alpaca
+"""Lumibot's Alpaca broker with three defects of Lumibot 4.6.30 corrected (all found against the fake Alpaca
 server, which applies Alpaca's order rules; see tests/test_live_alpaca.py and tests/test_live_tools.py).
 
 - Sending: for an OCO Lumibot puts the stop at the top level (`stop_price`) beside `type=limit`, a price
@@ -9,13 +9,13 @@ server, which applies Alpaca's order rules; see tests/test_live_alpaca.py and te
   runs, with a traceback every iteration; these reads keep Lumibot's last copy instead, so the
   strategy runs, meets the outage in its own reads (broker/gateway.py retries them, logs the outage
   once and skips the iteration) and comes back cleanly.
-- Parsing: Lumibot's executor rebuilds each order it re-reads
-  each as a Lumibot Order. Alpaca lists a bracket, OCO or OTO as separate orders (the entry, each leg)
-  that all carry the group's order_class, each with only its own price; Lumibot's Order refuses such a
-  class without the secondary prices ("Order class is BRACKET but no child orders ..."), and the
-  exception ends the iteration before the strategy runs, every hour, for as long as one such order is
-  among the account's last 100. Each member is read as the simple order it is. Nothing depends on
-  Lumibot's copy: the bot reads positions and orders from Alpaca itself (broker/snapshot.py).
+- Parsing: Lumibot's executor rebuilds each order it re-reads as a Lumibot Order. Alpaca lists a
+  bracket, OCO or OTO as separate orders (the entry, each leg) that all carry the group's order_class,
+  each with only its own price; Lumibot's Order refuses such a class without the secondary prices
+  ("Order class is BRACKET but no child orders ..."), and the exception ends the iteration before the
+  strategy runs, every hour, for as long as one such order is among the account's last 100. Each
+  member is read as the simple order it is. Nothing depends on Lumibot's copy: the bot reads positions
+  and orders from Alpaca itself (broker/snapshot.py).
 """
 
 import logging

@@ -15,3 +15,8 @@ def strategy_class(name: str):
     """The Strategy subclass registered as `name` (KeyError for an unknown name)."""
     module, cls = STRATEGIES[name].split(":")
     return getattr(import_module(module), cls)
+
+
+def strategy_name(name: str) -> str:
+    """The class name of the strategy registered as `name`, without importing it (Lumibot's strategy name)."""
+    return STRATEGIES[name].split(":")[1]

@@ -53,7 +53,7 @@ from trading.planner import plan_iteration
 from trading.risk import build_risk
 from trading.settings import Settings, sleeptime_minutes
 from trading.sizing import kelly_risk_cap
-from trading.snapshot import Holding, OpenOrder, Snapshot
+from trading.snapshot import LOOKUP_COLUMNS, Holding, OpenOrder, Snapshot
 
 logger = logging.getLogger("trader.strategy")
 STRATEGY_ID = "combined"
@@ -213,7 +213,7 @@ class CombinedStrategy(Strategy):
         orders = tuple(o for o in (_open_order(x) for x in self.open_lumibot_orders()) if o is not None)
         missing = [s for s in holdings if s not in self.book.symbols]
         notes = tuple(f"{sym}: held but no price data" for sym in missing)
-        for col in ("close", "rsi", "atr", "high", "low"):
+        for col in LOOKUP_COLUMNS:
             lookups[col].update(dict.fromkeys(missing, math.nan))
         return Snapshot(now=now, cash=float(self.get_cash()), portfolio_value=float(self.get_portfolio_value()),
                         holdings=holdings, open_orders=orders, market=market, notes=notes, lookups=lookups)

@@ -9,7 +9,6 @@ is the order Lumibot's Alpaca broker sends live. They differ in what is read and
   stop legs replaced in place (PATCH), and in dry-run nothing sent at all.
 """
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 from alpaca.common.exceptions import APIError
 
-from broker.errors import BrokerUnavailable, is_transient, message_of, status_of
+from broker.errors import BrokerUnavailable, body_of, is_transient, message_of, status_of
 from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
 from broker.live_bars import LiveBars
@@ -62,8 +61,7 @@ class BacktestVenue:
     def submit(self, lumi_order, order) -> Submitted:
         submitted = self.st.submit_order(lumi_order)
         if submitted is None:
-            return Submitted(False, note="the backtesting broker refused it",
-                             response={"error": "the backtesting broker refused it"})
+            return Submitted(False, note="the backtesting broker refused it")
         return Submitted(True, submitted.identifier, _value(submitted.status), lumibot_order=submitted,
                          response=_lumibot_answer(submitted))
 
@@ -160,7 +158,7 @@ class AlpacaVenue:
                              "and not found by client order id yet; the next iteration looks it up again before "
                              "deciding anything")
         return Submitted(False, status="rejected", note=f"rejected by Alpaca ({status}: {message})",
-                         response={"http_status": status, "message": message, "body": _body(exc)})
+                         response={"http_status": status, "message": message, "body": body_of(exc)})
 
     def move_stop(self, update: StopUpdate) -> Submitted:
         if self.dry_run:
@@ -199,13 +197,6 @@ def _lumibot_answer(order) -> dict:
     return {"id": order.identifier, "status": _value(order.status), "type": _value(order.order_type),
             "order_class": _value(order.order_class), "qty": float(order.quantity),
             "limit_price": order.limit_price, "stop_price": order.stop_price, "legs": legs}
-
-
-def _body(exc: Exception):
-    try:
-        return json.loads(str(exc))
-    except ValueError:
-        return str(exc)[:500]
 
 
 def floor_time(now, sleeptime_minutes: float) -> pd.Timestamp:

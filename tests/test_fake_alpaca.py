@@ -77,6 +77,12 @@ def data(s: FakeAlpaca) -> StockHistoricalDataClient:
     return StockHistoricalDataClient(s.key, s.secret, url_override=s.url)
 
 
+def buy_limit(price, client_order_id=None) -> LimitOrderRequest:
+    """One AAPL share, GTC, at `price`: the resting buy most tests need."""
+    return LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                             limit_price=price, client_order_id=client_order_id)
+
+
 def api_error(fn, *args) -> APIError:
     with pytest.raises(APIError) as e:
         fn(*args)
@@ -129,8 +135,7 @@ def test_every_trading_shape_parses_in_alpaca_py(srv):
     closing = c.close_position("AAPL", ClosePositionRequest(qty="4"))
     assert closing.status.value == "filled" and closing.qty == "4"
     assert c.get_open_position("AAPL").qty == "6"
-    c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                     limit_price=90))
+    c.submit_order(buy_limit(90))
     assert [r.status for r in c.cancel_orders()] == [200]
     closed = c.close_all_positions(cancel_orders=True)
     assert [(r.symbol, r.status) for r in closed] == [("AAPL", 200)]
@@ -225,12 +230,9 @@ def test_limit_orders_fill_on_the_cross_or_at_a_gapping_open():
     s = make({"AAPL": hourly(rows)}, now="2024-03-05 10:30")
     try:
         c = trading(s)
-        a = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                             limit_price=98.5))
-        b = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                             limit_price=97.0))
-        m = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                             limit_price=101.0))
+        a = c.submit_order(buy_limit(98.5))
+        b = c.submit_order(buy_limit(97.0))
+        m = c.submit_order(buy_limit(101.0))
         assert m.status.value == "filled" and float(m.filled_avg_price) == 100.0  # marketable: the better price
         s.advance(timedelta(minutes=59))  # the 10:30 bar is not over: nothing yet
         assert s.orders[str(a.id)]["status"] == "new"
@@ -277,8 +279,7 @@ def test_day_orders_expire_at_the_close_and_gtc_orders_stay(srv):
     c = trading(srv)
     day = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
                                            limit_price=90))
-    gtc = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                           limit_price=90))
+    gtc = c.submit_order(buy_limit(90))
     srv.set_now(ts("2024-03-05 16:05"))
     assert srv.orders[str(day.id)]["status"] == "expired"
     assert srv.orders[str(day.id)]["expired_at"] == "2024-03-05T21:00:00.000000Z"
@@ -448,8 +449,7 @@ def test_rejection_bodies_carry_alpacas_extra_fields(srv):
 
 def test_duplicate_client_order_id_is_refused_even_after_cancel(srv):
     c = trading(srv)
-    o = c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                         limit_price=90, client_order_id="abc"))
+    o = c.submit_order(buy_limit(90, client_order_id="abc"))
     c.cancel_order_by_id(o.id)
     err = api_error(c.submit_order, MarketOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,
                                                        time_in_force=TimeInForce.DAY, client_order_id="abc"))
@@ -493,8 +493,7 @@ def test_wash_trade_protection(srv):
     err = api_error(c.submit_order, LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,
                                                       time_in_force=TimeInForce.GTC, limit_price=105))
     assert srv.rejections[-1]["response"]["reject_reason"] == "opposite side limit order exists"
-    c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                     limit_price=99))  # below the sell limit: fine
+    c.submit_order(buy_limit(99))  # below the sell limit: fine
     c.submit_order(TrailingStopOrderRequest(symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
                                             trail_percent=1.0))  # new trailing stops are exempt
     c.cancel_orders()
@@ -552,8 +551,7 @@ def test_replace_and_cancel_rules(srv):
 def test_get_orders_filters(srv):
     c = trading(srv)
     for px in (91, 92, 93):
-        c.submit_order(LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
-                                         limit_price=px))
+        c.submit_order(buy_limit(px))
         srv.advance(timedelta(minutes=1))
     c.submit_order(MarketOrderRequest(symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
     assert [o.limit_price for o in c.get_orders()] == ["93", "92", "91"]  # open, newest first

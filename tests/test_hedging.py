@@ -21,15 +21,15 @@ def bell_prices(*rsis, extra=None):
 
 
 def test_breadth_counts_strictly_above_overbought_and_ignores_missing():
-    b = measure_breadth(market({"A": {"rsi": 70.0}, "B": {"rsi": 70.01}, "C": {"rsi": float("nan")}}),
+    b = measure_breadth(market({"A": {"rsi": 70.0}, "B": {"rsi": 70.01}, "C": {"rsi": float("nan")}})["rsi"].to_dict(),
                         ("A", "B", "C", "D"), 70)
     assert b.ratio == 0.5 and list(b.overbought) == ["B"] and b.missing == ("C", "D")
-    assert math.isnan(measure_breadth(market({}), ("A",), 70).ratio)
+    assert math.isnan(measure_breadth({}, ("A",), 70).ratio)
 
 
 def test_breadth_exactly_at_threshold_hedges_with_sh(settings):
     snap = snapshot(cash=100_000, prices=bell_prices(75, 72, 71, 50, 40))  # 3/5 = 60% == threshold
-    b = measure_breadth(snap.market, BELLS, 70)
+    b = measure_breadth(snap.rsi_values, BELLS, 70)
     (d,) = plan_hedge(snap, settings, b, cash_available=99_000, exiting=set(), ids=IDS)
     assert d.action == "hedge" and d.symbol == "SH"
     (order,) = d.intent.orders
@@ -40,15 +40,15 @@ def test_breadth_exactly_at_threshold_hedges_with_sh(settings):
 
 def test_just_below_threshold_does_not_hedge(settings):
     snap = snapshot(cash=100_000, prices=bell_prices(75, 72, 70, 50, 40))  # 2/5
-    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 99_000, set(), IDS)
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 99_000, set(), IDS)
     assert d.action == "none" and d.intent is None
 
 
 def test_hedge_is_limited_by_cash_above_reserve(settings):
     snap = snapshot(cash=5_000, portfolio_value=100_000, prices=bell_prices(80, 80, 80, 50, 40))
-    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 4_000, set(), IDS)
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 4_000, set(), IDS)
     assert d.intent.orders[0].notional <= 4_000
-    (none,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 0.0, set(), IDS)
+    (none,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 0.0, set(), IDS)
     assert none.action == "skip" and "no cash" in none.reason
 
 
@@ -61,7 +61,7 @@ def test_hysteresis(settings, rsis, held, action):
     holdings = [("SH", 1000, 14.0)] if held else []
     orders = oco_legs("SH", 1000, 13.3, 16.1) if held else ()
     snap = snapshot(cash=80_000, holdings=holdings, orders=orders, prices=bell_prices(*rsis))
-    decisions = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 79_000, set(), IDS)
+    decisions = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
     assert [d.action for d in decisions] == [action]
     if action == "unhedge":
         intent = decisions[0].intent
@@ -72,10 +72,10 @@ def test_hysteresis(settings, rsis, held, action):
 def test_pending_hedge_entry_counts_as_hedged_and_is_cancelled_on_unwind(settings):
     pending = OpenOrder("p1", "SH", "buy", "market", 1000, order_class="bracket")
     snap = snapshot(cash=80_000, orders=[pending], prices=bell_prices(80, 80, 80, 50, 40))
-    (hold,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 79_000, set(), IDS)
+    (hold,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
     assert hold.action == "hold"
     snap = snapshot(cash=80_000, orders=[pending], prices=bell_prices(50, 50, 50, 50, 40))
-    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 79_000, set(), IDS)
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
     assert d.action == "unhedge" and d.intent.cancel_order_ids == ("p1",) and d.intent.orders == ()
 
 
@@ -117,10 +117,10 @@ def test_leveraged_hedge_can_be_switched_off():
 
 def test_no_bellwether_data_and_disabled_hedging(settings):
     snap = snapshot(cash=10_000, prices={"SH": 14.0})
-    (d,) = plan_hedge(snap, settings, measure_breadth(snap.market, BELLS, 70), 9_000, set(), IDS)
+    (d,) = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 9_000, set(), IDS)
     assert d.action == "skip" and "no bellwether" in d.reason
     from trading.settings import Settings
 
     off = Settings.defaults(max_inverse_allocation=0)
-    (d,) = plan_hedge(snap, off, measure_breadth(snap.market, BELLS, 70), 9_000, set(), IDS)
+    (d,) = plan_hedge(snap, off, measure_breadth(snap.rsi_values, BELLS, 70), 9_000, set(), IDS)
     assert d.action == "off"

@@ -18,8 +18,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pandas as pd
-
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import Refusal, build_bracket_for_budget, build_market
 from trading.settings import Settings
@@ -43,16 +41,11 @@ class Breadth:
         return text
 
 
-def measure_breadth(rsi: pd.DataFrame | Mapping[str, float], bellwethers: tuple[str, ...],
-                    overbought: float) -> Breadth:
-    """`rsi`: {symbol: RSI} (a snapshot's lookups), or a frame with an rsi column."""
+def measure_breadth(rsi_values: Mapping[str, float], bellwethers: tuple[str, ...], overbought: float) -> Breadth:
+    """`rsi_values`: {symbol: RSI of its last completed bar} (Snapshot.rsi_values)."""
     measured, missing = {}, []
-    if isinstance(rsi, pd.DataFrame):
-        values = rsi["rsi"].to_dict() if "rsi" in rsi else {}
-    else:
-        values = rsi
     for sym in bellwethers:
-        rsi = values.get(sym, math.nan)
+        rsi = rsi_values.get(sym, math.nan)
         if rsi is None or not math.isfinite(rsi):
             missing.append(sym)
         else:

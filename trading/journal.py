@@ -81,13 +81,12 @@ class Journal:
             target.close()
         return Path(self._save_to)
 
-    def _tx(self):
-        """A transaction (BEGIN ... COMMIT, ROLLBACK on error)."""
-        return _Transaction(self.conn, self._lock, self)
-
     def batch(self):
-        """One transaction for several writes (an iteration's bookkeeping): all of them or none."""
-        return _Transaction(self.conn, self._lock, self)
+        """A transaction (BEGIN ... COMMIT, ROLLBACK on error). Nested in another one, it joins it: wrap
+        several writes (an iteration's bookkeeping) in one batch and they land all together or not at all."""
+        return _Transaction(self)
+
+    _tx = batch
 
     # ------------------------------------------------------------------ writes
     def record_iteration(self, now: datetime, decisions: Iterable[dict], sample: dict | None) -> None:
@@ -205,21 +204,23 @@ class Journal:
 class _Transaction:
     """BEGIN ... COMMIT, ROLLBACK on error; nested ones join the outermost (one commit for a batch)."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock, journal: "Journal"):
-        self.conn, self.lock, self.journal = conn, lock, journal
+    def __init__(self, journal: "Journal"):
+        self.journal = journal
 
     def __enter__(self):
-        self.lock.acquire()
-        if self.journal._depth == 0:
-            self.conn.execute("BEGIN")
-        self.journal._depth += 1
-        return self.conn
+        j = self.journal
+        j._lock.acquire()
+        if j._depth == 0:
+            j.conn.execute("BEGIN")
+        j._depth += 1
+        return j.conn
 
     def __exit__(self, exc_type, exc, tb):
+        j = self.journal
         try:
-            self.journal._depth -= 1
-            if self.journal._depth == 0:
-                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            j._depth -= 1
+            if j._depth == 0:
+                j.conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
-            self.lock.release()
+            j._lock.release()
         return False
