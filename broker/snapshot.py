@@ -5,19 +5,19 @@ their parent's id), indicators from one batched bars request over the rolling wi
 bars that have ended), and the current price of each symbol from one latest-trades request.
 """
 
-from datetime import datetime, time
+from datetime import datetime
 
 import pandas as pd
 
 from broker.gateway import AlpacaGateway
 from broker.live_bars import LiveBars
+from marketdata.sessions import in_extended_hours
 from trading.indicators import IndicatorBook, market_frames
 from trading.orders import Session
 from trading.settings import Settings
 from trading.snapshot import Holding, OpenOrder, Snapshot
 
 NY = "America/New_York"
-EXTENDED = (time(4, 0), time(20, 0))
 
 
 def _value(x) -> str:
@@ -51,16 +51,14 @@ def open_orders(orders: list) -> tuple[OpenOrder, ...]:
 
 
 def session_now(clock, now: datetime, extended_enabled: bool) -> Session | None:
-    """regular while Alpaca's clock says open; extended in 04:00-20:00 ET on a trading day when enabled;
-    None otherwise (nothing to do)."""
+    """regular while Alpaca's clock says open; extended in the pre-market or after-hours window of a trading
+    day (the real calendar: 13:00-17:00 after an early close, nothing on a holiday) when enabled; None
+    otherwise (nothing to do)."""
     if clock.is_open:
         return "regular"
     if not extended_enabled:
         return None
-    local = pd.Timestamp(now).tz_convert(NY)
-    next_open = pd.Timestamp(clock.next_open).tz_convert(NY)
-    trading_day = local.dayofweek < 5 and (next_open.date() == local.date() or local.time() >= time(16, 0))
-    return "extended" if trading_day and EXTENDED[0] <= local.time() < EXTENDED[1] else None
+    return "extended" if in_extended_hours(now) else None
 
 
 def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_period: pd.Timedelta,

@@ -1,6 +1,8 @@
-"""The real NYSE session calendar (holidays and early closes) and the hourly bar stamps in it."""
+"""The real NYSE session calendar (holidays and early closes), the hourly bar stamps in it, and the
+extended-hours windows around each session."""
 
-from datetime import date
+from datetime import date, datetime
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,9 @@ NY = "America/New_York"
 def nyse_sessions(start: date | str, end: date | str) -> pd.DataFrame:
     """One row per trading day: market_open, market_close (New York time)."""
     sched = mcal.get_calendar("NYSE").schedule(start_date=pd.Timestamp(start), end_date=pd.Timestamp(end))
+    if sched.empty:  # a holiday or a weekend alone
+        return pd.DataFrame({"market_open": pd.Series(dtype=f"datetime64[ns, {NY}]"),
+                             "market_close": pd.Series(dtype=f"datetime64[ns, {NY}]")})
     return pd.DataFrame({"market_open": sched["market_open"].dt.tz_convert(NY),
                          "market_close": sched["market_close"].dt.tz_convert(NY)}, index=sched.index)
 
@@ -44,3 +49,25 @@ def hourly_bars(sessions: pd.DataFrame) -> pd.DataFrame:
             k += 1
     index = pd.DatetimeIndex(starts, name="datetime")
     return pd.DataFrame({"minutes": np.array(minutes), "first": np.array(first), "session": day}, index=index)
+
+
+PRE_MARKET_OPEN = pd.Timedelta(hours=4)  # 04:00 ET
+AFTER_HOURS_LENGTH = pd.Timedelta(hours=4)  # after-hours runs four hours past the close: 16-20, 13-17 on early closes
+
+
+@lru_cache(maxsize=64)
+def _session_on(day: date) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    s = nyse_sessions(day, day)
+    return None if s.empty else (s["market_open"].iloc[0], s["market_close"].iloc[0])
+
+
+def in_extended_hours(now: datetime) -> bool:
+    """True in the pre-market (04:00 to the open) or the after-hours session (the close plus four hours:
+    16:00-20:00, or 13:00-17:00 on an early-close day) of a trading day. A holiday or weekend has neither."""
+    local = pd.Timestamp(now).tz_convert(NY)
+    session = _session_on(local.date())
+    if session is None:
+        return False
+    market_open, market_close = session
+    pre_market = local.normalize() + PRE_MARKET_OPEN <= local < market_open
+    return pre_market or market_close <= local < market_close + AFTER_HOURS_LENGTH

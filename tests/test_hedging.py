@@ -124,3 +124,19 @@ def test_no_bellwether_data_and_disabled_hedging(settings):
     off = Settings.defaults(max_inverse_allocation=0)
     (d,) = plan_hedge(snap, off, measure_breadth(snap.rsi_values, BELLS, 70), 9_000, set(), IDS)
     assert d.action == "off"
+
+
+@pytest.mark.parametrize(("qty", "session", "price", "rsis"), [
+    (1000, "extended", float("nan"), (50, 50, 50, 50, 40)),  # extended session without a price: unwind
+    (0.5, "extended", 14.0, (50, 50, 50, 50, 40)),  # under one whole share outside the session: unwind
+    (0.5, "extended", 14.0, (80, 80, 80, 80, 50)),  # the same on an escalation
+])
+def test_an_unwind_whose_sale_cannot_be_built_keeps_the_legs(settings, qty, session, price, rsis):
+    """Defect 6: cancelling the legs without a sale left the hedge without its stop."""
+    rows = bell_prices(*rsis)
+    rows["SH"] = {"close": price}
+    snap = snapshot(cash=80_000, holdings=[("SH", qty, 14.0)], orders=oco_legs("SH", qty, 13.3, 16.1), prices=rows,
+                    session=session)
+    decisions = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
+    assert [d.intent for d in decisions] == [None]
+    assert decisions[0].action == "skip" and "protective orders stay in place" in decisions[0].reason

@@ -96,7 +96,15 @@ def test_missing_price_is_reported_not_guessed(settings):
     assert "no price data" in d.reason and d.intent is None
 
 
-def test_short_positions_are_flagged_not_managed(settings):
-    d = only(plan_protection(snapshot(holdings=[("X", -5, 10.0)], prices={"X": 10.0}), settings, IDS).decisions,
-             "skip")
-    assert "short" in d.reason and d.level == "warning"
+def test_a_short_position_is_bought_back_after_its_orders_are_cancelled(settings):
+    """Defect 2: the long-only strategy never means to hold a short; step 1 covers it (documented rule)."""
+    from trading.snapshot import OpenOrder
+
+    stray = OpenOrder("s1", "X", "sell", "stop", 5, stop_price=9.0)
+    res = plan_protection(snapshot(holdings=[("X", -5, 10.0)], orders=[stray], prices={"X": 10.0}), settings, IDS)
+    d = only(res.decisions, "cover")
+    (order,) = d.intent.orders
+    assert isinstance(order, MarketOrder) and (order.side, order.qty) == ("buy", 5)
+    assert d.intent.kind == IntentKind.EXIT and d.intent.cancel_order_ids == ("s1",)
+    assert "-cover-" in order.client_order_id and d.level == "warning" and "X" in res.exiting
+    assert not [x for x in res.decisions if x.action == "protect"], "no OCO (a sell) on a short"

@@ -2,7 +2,8 @@
 
 On HALTED the open entry orders (unfilled brackets) are cancelled and the protective legs stay.
 Flatten cancels every order and closes every position at market (DAY market orders, so fractional
-positions close too).
+positions close too): a long is sold, a short (which this long-only strategy never means to hold) is
+bought back.
 """
 
 from trading.intents import Decision, Intent, IntentKind, Step
@@ -25,11 +26,15 @@ def plan_flatten(snap: Snapshot, ids) -> list[Decision]:
         orders = tuple(dict.fromkeys([o.order_id for o in snap.orders_for(sym)]
                                      + [o.parent_id for o in snap.orders_for(sym) if o.parent_id]))
         h = snap.holdings.get(sym)
-        sell = None
-        if h is not None and h.qty > 0:
-            sell = build_market(sym, h.qty, "sell", ids(sym, "flatten"), snap.session, snap.price(sym))
-        sells = () if sell is None or isinstance(sell, Refusal) else (sell,)
-        what = f"sell {h.qty:g} sh at market" if sells else "no position"
+        close = None
+        if h is not None and h.qty != 0:
+            side = "sell" if h.qty > 0 else "buy"
+            close = build_market(sym, abs(h.qty), side, ids(sym, "flatten"), snap.session, snap.price(sym))
+        sells = () if close is None or isinstance(close, Refusal) else (close,)
+        if sells:
+            what = f"{'sell' if h.qty > 0 else 'buy back the short of'} {abs(h.qty):g} sh at market"
+        else:
+            what = "no position" if close is None else f"no valid order now ({close.reason})"
         out.append(Decision(Step.RISK, sym, "flatten", f"flatten command: cancel {len(orders)} order(s), {what}",
                             Intent(IntentKind.FLATTEN, sym, sells, orders), level="warning"))
     return out

@@ -113,11 +113,12 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
         h = snap.holdings[general]
         target, _ = choose_inverse(breadth.ratio, snap, s)
         sell = build_market(general, h.qty, "sell", ids(general, "unhedge"), snap.session, snap.price(general))
-        orders = () if isinstance(sell, Refusal) else (sell,)
+        why = f"{text} >= {s.hedge_leveraged_breadth:.0%}: escalate the hedge"
+        if isinstance(sell, Refusal):
+            return [_keep_legs(general, why, sell, data)]
         return [Decision(step, general, "unhedge",
-                         f"{text} >= {s.hedge_leveraged_breadth:.0%}: escalate the hedge, sell {h.qty:g} {general} "
-                         f"now; {target} (3x) is bought once the sale has filled",
-                         Intent(IntentKind.UNHEDGE, general, orders, snap.protection(general).order_ids), data=data)]
+                         f"{why}, sell {h.qty:g} {general} now; {target} (3x) is bought once the sale has filled",
+                         Intent(IntentKind.UNHEDGE, general, (sell,), snap.protection(general).order_ids), data=data)]
 
     if breadth.ratio < s.bearish_exit_threshold and hedged:
         out = []
@@ -127,10 +128,12 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
             h = snap.holdings[sym]
             prot = snap.protection(sym)
             sell = build_market(sym, h.qty, "sell", ids(sym, "unhedge"), snap.session, snap.price(sym))
-            orders = () if isinstance(sell, Refusal) else (sell,)
-            out.append(Decision(step, sym, "unhedge",
-                                f"{text} < {s.bearish_exit_threshold:.0%}: unwind, sell {h.qty:g} {sym}",
-                                Intent(IntentKind.UNHEDGE, sym, orders, prot.order_ids), data=data))
+            why = f"{text} < {s.bearish_exit_threshold:.0%}: unwind"
+            if isinstance(sell, Refusal):
+                out.append(_keep_legs(sym, why, sell, data))
+                continue
+            out.append(Decision(step, sym, "unhedge", f"{why}, sell {h.qty:g} {sym}",
+                                Intent(IntentKind.UNHEDGE, sym, (sell,), prot.order_ids), data=data))
         for o in pending:
             out.append(Decision(step, o.symbol, "unhedge", f"{text} < {s.bearish_exit_threshold:.0%}: cancel the "
                                 "unfilled hedge order", Intent(IntentKind.UNHEDGE, o.symbol, (), (o.order_id,)),
@@ -144,3 +147,10 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
                          f"{value / snap.portfolio_value:.1%} of portfolio) until breadth < "
                          f"{s.bearish_exit_threshold:.0%}", data=data)]
     return [Decision(step, None, "none", f"{text} < {s.bearish_threshold:.0%}: no hedge needed", data=data)]
+
+
+def _keep_legs(sym: str, why: str, refusal: Refusal, data: dict) -> Decision:
+    """No sale can be built now (extended session without a price, less than one whole share outside the
+    session): the legs are not cancelled either, so the hedge keeps its stop until a sale can go out."""
+    return Decision(Step.HEDGE, sym, "skip", f"{why}, but no valid sale now ({refusal.reason}): its protective "
+                    "orders stay in place; the next iteration tries again", level="warning", data=data)

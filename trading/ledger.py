@@ -15,6 +15,7 @@ from datetime import datetime
 
 import pandas as pd
 
+SHORT_CLOSING_ROLES = ("cover", "flatten")  # buys that only ever close a short
 EXIT_REASON = {"stop": "stop", "target": "take_profit", "exit": "software_stop", "trim": "trim",
                "unhedge": "hedge_unwind", "partial": "partial", "time-exit": "time", "flatten": "manual",
                "unknown": "manual"}
@@ -121,7 +122,9 @@ class Ledger:
     def record_fill(self, fill: Fill) -> list[dict]:
         self.fills.append(fill)
         closed: list[dict] = []
-        if fill.side == "buy":
+        if fill.side == "buy" and fill.role in SHORT_CLOSING_ROLES:
+            pass  # buying back a short the strategy never meant to hold: no long trade opens
+        elif fill.side == "buy":
             stop, target = self.pending_levels.pop(fill.symbol, (None, None))
             lots = self._lots.get(fill.symbol)
             if lots and lots[-1].kind == ("hedge" if fill.role == "hedge" else "entry") and lots[-1].time == fill.time:

@@ -8,6 +8,9 @@ A long position without a resting stop gets, in this order:
   first, as they hold the shares the OCO needs.
 When the price already stands above the entry-based take-profit, the levels are re-anchored on the
 current price (the step protects positions; it does not liquidate winners) and the line says so.
+A short position is never intended by this long-only strategy (it can only come from a sale that
+raced a fill, or from a human): step 1 buys it back at market, after cancelling the symbol's open
+orders (a resting sell would deepen it, and Alpaca refuses a buy against an opposite open order).
 """
 
 import math
@@ -42,8 +45,8 @@ def plan_protection(snap: Snapshot, s: Settings, ids: OrderIds) -> ProtectionRes
         h = snap.holdings[sym]
         price = snap.price(sym)
         if h.qty < 0:
-            decisions.append(Decision(Step.PROTECT, sym, "skip", f"short position of {h.qty:g} shares is not "
-                                      "managed by this strategy; close it by hand", level="warning"))
+            decisions.append(_cover(sym, h.qty, snap, ids))
+            exiting.add(sym)
             continue
         if not math.isfinite(price) or price <= 0:
             decisions.append(Decision(Step.PROTECT, sym, "skip", "no price data: cannot check or protect this "
@@ -130,3 +133,15 @@ def _exit(sym: str, qty: float, cancel: tuple[str, ...], ids: OrderIds, snap: Sn
         return None
     return Intent(IntentKind.EXIT, sym, (order,), cancel)
 
+
+
+def _cover(sym: str, qty: float, snap: Snapshot, ids: OrderIds) -> Decision:
+    cancel = tuple(dict.fromkeys([o.order_id for o in snap.orders_for(sym)]
+                                 + [o.parent_id for o in snap.orders_for(sym) if o.parent_id]))
+    order = build_market(sym, -qty, "buy", ids(sym, "cover"), snap.session, snap.price(sym))
+    if isinstance(order, Refusal):
+        return Decision(Step.PROTECT, sym, "short", f"short position of {qty:g} sh but no valid buy-back now "
+                        f"({order.reason}); the next iteration tries again", level="warning")
+    return Decision(Step.PROTECT, sym, "cover", f"short position of {qty:g} sh (this strategy is long-only): "
+                    f"cancel {len(cancel)} open order(s), buy back {-qty:g} sh at market",
+                    Intent(IntentKind.EXIT, sym, (order,), cancel), "warning", {"qty": qty})

@@ -81,3 +81,19 @@ def test_halt_cancels_open_entry_orders_only_and_flatten_cancels_and_sells_every
     assert [(o.qty, o.side) for o in out["AAPL"].orders] == [(20, "sell")]
     assert isinstance(out["MSFT"].orders[0], MarketOrder) and out["MSFT"].orders[0].qty == 2.5  # fractions too
     assert out["NVDA"].orders == () and out["NVDA"].cancel_order_ids == ("e1",)
+
+
+def test_flatten_buys_back_a_short_after_cancelling_its_orders():
+    """Defect 2: with a short present, flatten only ever sold longs, so it never completed."""
+    from trading.halt import plan_flatten
+    from trading.orders import OrderIds
+    from trading.snapshot import OpenOrder
+
+    stray = OpenOrder("s1", "TSLA", "sell", "limit", 3, limit_price=250.0)
+    snap = snapshot(cash=50_000, holdings=[("TSLA", -146, 200.0), ("AAPL", 10, 100.0)], orders=(stray,),
+                    prices={"TSLA": 201.0, "AAPL": 101.0}, now=T0)
+    out = {d.symbol: d for d in plan_flatten(snap, OrderIds("combined", T0))}
+    tsla = out["TSLA"].intent
+    assert [(o.side, o.qty) for o in tsla.orders] == [("buy", 146)] and tsla.cancel_order_ids == ("s1",)
+    assert "buy back the short of 146" in out["TSLA"].reason
+    assert [(o.side, o.qty) for o in out["AAPL"].intent.orders] == [("sell", 10)]
