@@ -83,6 +83,12 @@ def buy_limit(price, client_order_id=None) -> LimitOrderRequest:
                              limit_price=price, client_order_id=client_order_id)
 
 
+def steps(c: TradingClient, n: int) -> None:
+    """Let n server steps pass (each Trading API request is one; pending fills and cancels resolve on steps)."""
+    for _ in range(n):
+        c.get_clock()
+
+
 def api_error(fn, *args) -> APIError:
     with pytest.raises(APIError) as e:
         fn(*args)
@@ -105,6 +111,8 @@ def test_every_trading_shape_parses_in_alpaca_py(srv):
 
     order = c.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
                                               client_order_id="m-1"))
+    assert order.status.value == "new" and order.filled_qty == "0"  # fills on a later step, never in the POST
+    order = c.get_order_by_id(order.id)
     assert order.status.value == "filled" and float(order.filled_avg_price) == srv.price("AAPL") == 100.0
     pos = c.get_all_positions()
     assert [(p.symbol, p.qty, p.qty_available) for p in pos] == [("AAPL", "10", "10")]
@@ -126,20 +134,25 @@ def test_every_trading_shape_parses_in_alpaca_py(srv):
     assert api_error(c.get_order_by_client_id, "nope").status_code == 404
 
     new = c.replace_order_by_id(br.id, ReplaceOrderRequest(limit_price=491))
-    assert new.replaces == br.id and float(new.limit_price) == 491
-    assert srv.orders[str(br.id)]["status"] == "replaced"
-    assert srv.orders[str(br.id)]["replaced_by"] == str(new.id)
+    assert new.replaces == br.id and float(new.limit_price) == 491 and new.status.value == "pending_new"
+    assert c.get_order_by_id(br.id).status.value == "pending_replace"
+    old = c.get_order_by_id(br.id)
+    assert old.status.value == "replaced" and old.replaced_by == new.id
+    assert c.get_order_by_id(new.id).status.value == "new"
     c.cancel_order_by_id(new.id)
-    assert {srv.orders[str(i)]["status"] for i in [new.id, *[leg.id for leg in br.legs]]} == {"canceled"}
+    group = [new.id, *[leg.id for leg in br.legs]]
+    assert {srv.orders[str(i)]["status"] for i in group} == {"pending_cancel"}
+    c.get_clock(), c.get_clock()
+    assert {srv.orders[str(i)]["status"] for i in group} == {"canceled"}
 
     closing = c.close_position("AAPL", ClosePositionRequest(qty="4"))
-    assert closing.status.value == "filled" and closing.qty == "4"
+    assert closing.status.value == "new" and closing.qty == "4"
     assert c.get_open_position("AAPL").qty == "6"
     c.submit_order(buy_limit(90))
     assert [r.status for r in c.cancel_orders()] == [200]
     closed = c.close_all_positions(cancel_orders=True)
     assert [(r.symbol, r.status) for r in closed] == [("AAPL", 200)]
-    assert c.get_all_positions() == []
+    assert c.get_all_positions() == []  # the closing order filled on this request's step
     assert srv.errors == []
 
 
@@ -174,6 +187,8 @@ def test_bracket_take_profit_fills_and_cancels_the_stop():
                                               take_profit=TakeProfitRequest(limit_price=105),
                                               stop_loss=StopLossRequest(stop_price=95)))
         tp, sl = (str(leg.id) for leg in b.legs)
+        assert b.status.value == "new"
+        b = c.get_order_by_id(b.id)  # the next request: the entry has filled
         assert b.status.value == "filled" and float(b.filled_avg_price) == 100.0
         assert (s.orders[tp]["status"], s.orders[sl]["status"]) == ("new", "held")
         assert s.positions()["AAPL"]["qty_available"] == "0"
@@ -233,6 +248,8 @@ def test_limit_orders_fill_on_the_cross_or_at_a_gapping_open():
         a = c.submit_order(buy_limit(98.5))
         b = c.submit_order(buy_limit(97.0))
         m = c.submit_order(buy_limit(101.0))
+        assert m.status.value == "new"
+        m = c.get_order_by_id(m.id)
         assert m.status.value == "filled" and float(m.filled_avg_price) == 100.0  # marketable: the better price
         s.advance(timedelta(minutes=59))  # the 10:30 bar is not over: nothing yet
         assert s.orders[str(a.id)]["status"] == "new"
@@ -406,7 +423,9 @@ RULES = [
      "new orders are rejected by user request"),
     ("sell more than held", _b(side="sell"), _long, 403, 40310000,
      "insufficient qty available for order (requested: 10, available: 5)"),
-    ("sell when flat", _b(side="sell"), None, 403, 40310000, "account is not allowed to short"),
+    ("sell when flat, shorting off", _b(side="sell"), lambda s: setattr(s.settings, "shorting_enabled", False), 403,
+     40310000, "account is not allowed to short"),
+    ("sell when flat shorts by default", _b(side="sell"), None, 200, None, ""),
     ("no flip to short even when shorting", _b(side="sell"), lambda s: (_long(s), _shorting(s)), 403, 40310000,
      "insufficient qty available"),
     ("not shortable", _b(side="sell"), lambda s: (_shorting(s), s.set_asset("AAPL", shortable=False)), 422,
@@ -472,8 +491,12 @@ def test_bracket_legs_hold_the_shares(srv):
     assert err.status_code == 403 and "insufficient qty" in err.message
     assert c.get_open_position("AAPL").qty_available == "0"
     c.cancel_order_by_id(b.legs[1].id)  # cancelling one leg cancels the group
+    assert {srv.orders[str(leg.id)]["status"] for leg in b.legs} == {"pending_cancel"}
+    err = api_error(c.close_position, "AAPL")  # pending cancels still hold the shares
+    assert err.status_code == 403 and "insufficient qty" in err.message
+    c.get_clock()  # the second step after the DELETE: the cancel is confirmed
     assert {srv.orders[str(leg.id)]["status"] for leg in b.legs} == {"canceled"}
-    assert c.close_position("AAPL").status.value == "filled"
+    assert c.close_position("AAPL").status.value == "new"
 
 
 def test_wash_trade_protection(srv):
@@ -488,6 +511,7 @@ def test_wash_trade_protection(srv):
     assert body["existing_order_id"] == str(stop.id)
     assert body["reject_reason"] == "opposite side market/stop order exists"
     c.cancel_order_by_id(stop.id)
+    steps(c, 1)  # until the cancel is confirmed the stop still holds the shares
     c.submit_order(LimitOrderRequest(symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
                                      limit_price=105))
     err = api_error(c.submit_order, LimitOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY,
@@ -497,6 +521,7 @@ def test_wash_trade_protection(srv):
     c.submit_order(TrailingStopOrderRequest(symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
                                             trail_percent=1.0))  # new trailing stops are exempt
     c.cancel_orders()
+    steps(c, 1)  # pending_cancel sells would still count as opposite-side orders
     c.submit_order(StopOrderRequest(symbol="AAPL", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
                                     stop_price=101))
     oco = c.post("/orders", {"symbol": "AAPL", "qty": 10, "side": "sell", "type": "limit", "time_in_force": "gtc",
@@ -526,7 +551,14 @@ def test_replace_and_cancel_rules(srv):
     err = api_error(c.replace_order_by_id, o.id, ReplaceOrderRequest(stop_price=90))
     assert err.status_code == 422
     new = c.replace_order_by_id(o.id, ReplaceOrderRequest(limit_price=101, client_order_id="r-1"))
-    assert new.status.value == "filled" and new.client_order_id == "r-1"  # now marketable
+    assert new.status.value == "pending_new" and new.client_order_id == "r-1" and new.replaces == o.id
+    err = api_error(c.replace_order_by_id, o.id, ReplaceOrderRequest(limit_price=99))
+    assert (err.status_code, err.code, err.message) == (
+        422, 40010001, "unable to replace order, order isn't sent to exchange yet")  # o is pending_replace
+    err = api_error(c.cancel_order_by_id, o.id)  # step 2: the replace resolves before this DELETE is handled
+    assert (err.status_code, err.code, err.message) == (422, 42210000, 'order is already in "replaced" state')
+    new = c.get_order_by_id(new.id)  # step 3: the live replacement is matched, now marketable
+    assert new.status.value == "filled" and float(new.filled_avg_price) == 100
     err = api_error(c.replace_order_by_id, new.id, ReplaceOrderRequest(limit_price=99))
     assert (err.status_code, err.code, err.message) == (422, 42210000, 'order is already in "filled" state')
     err = api_error(c.replace_order_by_id, o.id, ReplaceOrderRequest(limit_price=99))
@@ -542,9 +574,11 @@ def test_replace_and_cancel_rules(srv):
     err = api_error(c.replace_order_by_id, sl.id, ReplaceOrderRequest(stop_price=500.5))
     assert "stop_loss.stop_price must be <= base_price - 0.01" in err.message
     new_sl = c.replace_order_by_id(sl.id, ReplaceOrderRequest(stop_price=495.25))
-    assert new_sl.replaces == sl.id and new_sl.status.value == "held"
+    assert new_sl.replaces == sl.id and new_sl.status.value == "pending_new"
     nested = c.get_order_by_id(b.id, GetOrderByIdRequest(nested=True))
-    assert {str(leg.id) for leg in nested.legs} == {str(tp.id), str(new_sl.id)}
+    assert {str(leg.id): leg.status.value for leg in nested.legs} == {str(tp.id): "new", str(sl.id): "pending_replace"}
+    nested = c.get_order_by_id(b.id, GetOrderByIdRequest(nested=True))
+    assert {str(leg.id): leg.status.value for leg in nested.legs} == {str(tp.id): "new", str(new_sl.id): "held"}
     assert srv.requests[-1]["query"] == {"nested": "True"}
 
 
@@ -628,7 +662,7 @@ def test_lost_response_then_retry_hits_the_unique_client_order_id(srv):
     srv.faults.add("lost_response", method="POST", path="/v2/orders")
     req = MarketOrderRequest(symbol="AAPL", qty=1, side="buy", time_in_force="day", client_order_id="once")
     assert api_error(c.submit_order, req).status_code == 504
-    assert [o["status"] for o in srv.orders.values()] == ["filled"]  # it was accepted all the same
+    assert [o["status"] for o in srv.orders.values()] == ["new"]  # it was accepted all the same
     err = api_error(c.submit_order, req)
     assert err.message == "client_order_id must be unique"
     assert c.get_order_by_client_id("once").status.value == "filled"
@@ -662,6 +696,7 @@ def test_partial_fill_completes_at_the_next_bar(srv):
     c = trading(srv)
     srv.faults.add("partial_fill", fraction=0.3)
     o = c.submit_order(MarketOrderRequest(symbol="AAPL", qty=10, side="buy", time_in_force="day"))
+    o = c.get_order_by_id(o.id)  # the first fill comes one step after the POST
     assert (o.status.value, o.filled_qty) == ("partially_filled", "3")
     assert srv.positions()["AAPL"]["qty"] == "3"
     srv.advance(timedelta(hours=1))
@@ -674,6 +709,8 @@ def test_reject_leg_fault(srv):
     b = c.submit_order(MarketOrderRequest(symbol="AAPL", qty=5, side="buy", time_in_force="gtc",
                                           order_class="bracket", take_profit=TakeProfitRequest(limit_price=110),
                                           stop_loss=StopLossRequest(stop_price=90)))
+    assert [leg.status.value for leg in b.legs] == ["held", "held"]
+    b = c.get_order_by_id(b.id, GetOrderByIdRequest(nested=True))  # the entry fills on this step
     assert [leg.status.value for leg in b.legs] == ["new", "rejected"]
     assert b.legs[1].failed_at is not None
 

@@ -23,9 +23,17 @@ FakeAlpaca(bars, *, key="PKFAKE", secret="fake-secret", cash=100_000.0, now=None
   set_asset(symbol, **flags); settings (engine.Settings: shorting_enabled, wash_trade_counts_complex_legs, ...)
   faults.add(kind, *, method=None, path=None, times=1, **params) -> Fault; faults.remove(f); faults.clear()
   marketdata.max_page_size (smaller pages force next_page_token paging); marketdata.enforce_sip_delay
-Modules: fake (this object), server (HTTP, auth, rate limits, faults), engine (account, orders), matching (fills on
-the clock), rules (Alpaca's order rules), orders (order JSON), views (account/position/clock JSON), marketdata +
-series (bars), sessions (NYSE calendar), faults, values (number/time parsing and formatting).
+  step (Trading API requests so far); settle() (resolve every pending fill/cancel/replace now)
+Timing is that of a real paper account: a POSTed order is `new`/`accepted` and first fills one step later (a step
+is one Trading API request; Settings.fill_delay_steps), in slices of at most Settings.max_volume_fraction of the bar's
+volume per step; DELETE answers 204 and the order is `pending_cancel` for Settings.cancel_delay_steps steps; PATCH
+answers the `pending_new` replacement while the old order is `pending_replace` for as long. A clock advance settles
+everything pending first. Tests that need gentler timing say so: `srv.settings.fill_delay_steps = 0` etc.
+Modules: fake (this object), server (HTTP, auth, rate limits, faults), engine (account, orders), accounting (what
+orders hold, what the account is worth), amend (DELETE/PATCH), pending (work resolved on later steps), matching
+(fills on the clock), rules + parsing + rulebase + position_rules + replace_rules (Alpaca's order rules), orders
+(order JSON), views (account/position/clock JSON), marketdata + series (bars), sessions (NYSE calendar), faults,
+settings, values (number/time parsing and formatting).
 """
 
 from .engine import Settings

@@ -89,6 +89,7 @@ class FakeAlpaca:
                 if method != "GET":
                     return 405, {"message": "method not allowed"}
                 return self.marketdata.handle(path, query)
+            self.engine.pending.tick()  # one server step: due fills, cancels and replaces resolve first
             return self.trading.handle(method, path, query, body)
 
     # ------------------------------------------------------------------ clock and market
@@ -126,6 +127,16 @@ class FakeAlpaca:
     @property
     def settings(self) -> Settings:
         return self.engine.settings
+
+    @property
+    def step(self) -> int:
+        """Trading API requests handled so far (the clock of pending fills, cancels and replaces)."""
+        return self.engine.pending.step
+
+    def settle(self) -> None:
+        """Resolve every pending fill, cancel and replace now (what a clock advance does first)."""
+        with self.engine.lock:
+            self.engine.pending.settle_all()
 
     # ------------------------------------------------------------------ state
     @property

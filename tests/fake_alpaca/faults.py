@@ -12,6 +12,20 @@ Order faults (used up by the next matching order that the server accepts):
                    fraction x qty (status partially_filled); the rest fills at the next bar.
   "reject_leg"     the next bracket/oto with a stop leg is accepted, but when its entry fills the stop leg
                    becomes "rejected" (the take-profit leg stays live).
+Race faults (timing between the client's read and its DELETE /v2/orders/{id}; see pending.py for steps).
+params: symbol (optional, default every symbol). `method`/`path` filter the DELETE like any HTTP fault.
+  "fill_before_cancel"  used up by the next such DELETE of an open, working order of that symbol (a bracket/OCO
+                   leg, a simple sell, ...): the server first fills that order at the mark (a filled exit leg
+                   cancels its take-profit sibling or replaces its stop sibling, as Alpaca does; a filled
+                   entry activates its legs), then answers the DELETE 422 42210000
+                   `order is already in "filled" state`.
+  "fill_after_cancel"   used up by the next such DELETE: it is accepted (204, the group goes pending_cancel), but
+                   when the cancel resolves the order fills at the mark instead of being canceled (the position
+                   moves accordingly; the other members go back to their status and a sibling is handled as
+                   above).
+  "cancel_never_confirmed"  a state fault (below): accepted cancels of orders of that symbol stay pending_cancel
+                   (still open, still holding shares and buying power) until the fault is removed; they then
+                   resolve on the next step (or the next clock advance).
 Market-state faults (active until removed; `times`, `method` and `path` are ignored):
   "halt_symbol"    params: symbol. Orders for it are accepted but never fill (status stays new/accepted),
                    and its data (bars, latest trade/quote, snapshots, marks) freezes at the moment of the halt.
@@ -27,8 +41,9 @@ from datetime import datetime
 
 HTTP_KINDS = ("429", "500", "503", "504", "timeout", "lost_response", "reset")
 ORDER_KINDS = ("partial_fill", "reject_leg")
-STATE_KINDS = ("halt_symbol", "stale_data")
-KINDS = HTTP_KINDS + ORDER_KINDS + STATE_KINDS
+RACE_KINDS = ("fill_before_cancel", "fill_after_cancel")
+STATE_KINDS = ("halt_symbol", "stale_data", "cancel_never_confirmed")
+KINDS = HTTP_KINDS + ORDER_KINDS + RACE_KINDS + STATE_KINDS
 
 
 @dataclass
@@ -105,6 +120,12 @@ class Faults:
         with self._lock:
             times = [f.since for f in self._items if f.kind == "halt_symbol" and f.params.get("symbol") == symbol]
         return min(times) if times else None
+
+    def blocks_cancel(self, symbol: str) -> bool:
+        """A cancel_never_confirmed fault covers the symbol: its pending cancels stay pending."""
+        with self._lock:
+            return any(f.kind == "cancel_never_confirmed" and f.params.get("symbol") in (None, "", symbol)
+                       for f in self._items)
 
     def stale_bars(self, symbol: str) -> int:
         with self._lock:

@@ -1,7 +1,9 @@
 """The deterministic matching engine.
 
-At submission (market open): market orders fill at the mark; marketable limits fill at the mark (the limit or
-better); stops already through their stop fill at the mark. When the clock moves, events between the old and the
+When a new order's first match comes due (pending.py: a server step after the POST, never inside it unless
+Settings.fill_delay_steps is 0) and the market is open: market orders fill at the mark; marketable limits fill at
+the mark (the limit or better); stops already through their stop fill at the mark; at most
+Settings.max_volume_fraction of the current bar's volume per step. When the clock moves, events between the old and the
 new time are processed in time order: at equal times first the range of bars that end then, then expiries, then
 session opens, then the opens of bars that start then. Per bar: first the open (gaps fill at the open price),
 then the range (limits fill at the limit, stops at the stop; when a range reaches both legs of a bracket the stop
@@ -31,7 +33,8 @@ def _working(engine: Engine, symbol: str) -> list[OrderRec]:
 
 
 # ---------------------------------------------------------------------------------------------- fills
-def fill(engine: Engine, o: OrderRec, px: float, key: tuple) -> None:
+def fill(engine: Engine, o: OrderRec, px: float, key: tuple, cap: float | None = None) -> None:
+    """Fill the remaining quantity at px; `cap` limits the shares of this one fill (the volume cap)."""
     t = engine.now
     if o.qty is None:  # notional: the quantity is set by the fill price
         qty_total = round((o.notional - o.filled_value) / px, 9) + o.filled_qty
@@ -49,6 +52,10 @@ def fill(engine: Engine, o: OrderRec, px: float, key: tuple) -> None:
         if q >= o_remaining - 1e-9:
             q = o_remaining
         o.eligible_after = key
+    if cap is not None and q > cap:
+        whole = o.qty is not None and float(o.qty).is_integer()
+        q = float(max(1, math.floor(cap))) if whole else round(cap, 9)
+        q = min(q, o_remaining)
     if q <= 0:
         return
     o.filled_qty = round(o.filled_qty + q, 9)
@@ -86,8 +93,8 @@ def _after_fill(engine: Engine, o: OrderRec, key: tuple) -> None:
             engine.set_status(sib, "canceled" if o.role in ("tp", "oco_tp") else "replaced", t)
 
 
-def match_now(engine: Engine, o: OrderRec, key: tuple) -> None:
-    """Matching at submission time against the mark (market open, symbol not halted)."""
+def match_now(engine: Engine, o: OrderRec, key: tuple, cap: float | None = None) -> None:
+    """Matching against the mark when a new order's first match comes due (pending.py), market open, not halted."""
     if not (o.is_open and o.active and o.status in ("new", "partially_filled", "held")):
         return
     if o.status == "held" and o.role not in ("sl", "oco_sl"):
@@ -99,7 +106,7 @@ def match_now(engine: Engine, o: OrderRec, key: tuple) -> None:
         if o.type == "trailing_stop" and o.hwm is None:
             o.hwm = px
         elif o.type != "trailing_stop":
-            _at_price(engine, o, px, key)
+            _at_price(engine, o, px, key, cap)
     unfilled = o.status == "new" or (o.status == "partially_filled" and o.time_in_force == "fok")
     if o.time_in_force in ("ioc", "fok") and unfilled:
         engine.set_status(o, "canceled")
@@ -107,26 +114,26 @@ def match_now(engine: Engine, o: OrderRec, key: tuple) -> None:
         match_now(engine, leg, key)
 
 
-def _at_price(engine: Engine, o: OrderRec, px: float, key: tuple) -> None:
-    """Fill at a single price (the mark at submission, or a bar's open), if the order is marketable there."""
+def _at_price(engine: Engine, o: OrderRec, px: float, key: tuple, cap: float | None = None) -> None:
+    """Fill at a single price (the mark when the first match is due, or a bar's open), if marketable there."""
     buy = o.side == "buy"
     if o.type == "market":
-        fill(engine, o, px, key)
+        fill(engine, o, px, key, cap)
     elif o.type == "limit":
         if (buy and px <= o.limit_price) or (not buy and px >= o.limit_price):
-            fill(engine, o, px, key)
+            fill(engine, o, px, key, cap)
     elif o.type == "stop":
         if (buy and px >= o.stop_price) or (not buy and px <= o.stop_price):
-            fill(engine, o, px, key)
+            fill(engine, o, px, key, cap)
     elif o.type == "stop_limit":
         if not o.triggered and ((buy and px >= o.stop_price) or (not buy and px <= o.stop_price)):
             o.triggered = True
         if o.triggered and ((buy and px <= o.limit_price) or (not buy and px >= o.limit_price)):
-            fill(engine, o, px, key)
+            fill(engine, o, px, key, cap)
     elif o.type == "trailing_stop":
         stop = o.current_stop()
         if stop is not None and ((buy and px >= stop) or (not buy and px <= stop)):
-            fill(engine, o, px, key)
+            fill(engine, o, px, key, cap)
         else:
             o.hwm = px if o.hwm is None else (min(o.hwm, px) if buy else max(o.hwm, px))
 

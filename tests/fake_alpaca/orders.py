@@ -61,6 +61,7 @@ class OrderRec:
     eligible_after: tuple = ()
     partial_fraction: float | None = None
     reject_leg: bool = False
+    replacement: str | None = None  # while pending_replace: the id of the replacement (pending_new)
     seq: int = 0
     legs: list[str] = field(default_factory=list)
 

@@ -46,7 +46,7 @@ class TradingApi:
             ("GET", r"/v2/orders:by_client_order_id", self.by_client_order_id),
             ("GET", r"/v2/orders/(?P<key>[^/]+)", self.get_order),
             ("PATCH", r"/v2/orders/(?P<key>[^/]+)", lambda q, b, key: self.e.replace(key, b)),
-            ("DELETE", r"/v2/orders/(?P<key>[^/]+)", lambda q, b, key: self.e.cancel(key)),
+            ("DELETE", r"/v2/orders/(?P<key>[^/]+)", lambda q, b, key: self.e.cancel(key, f"/v2/orders/{key}")),
         ]
         self.compiled = [(m, re.compile(p + "$"), f) for m, p, f in self.routes]
 

@@ -52,9 +52,10 @@ def account(engine: Engine) -> dict:
         "options_approved_level": 0,
         "options_trading_level": 0,
     }
-    if s.legacy_pdt_fields:
+    if s.legacy_pdt_fields:  # removed from /v2/account on 2026-07-06 (A12); kept behind a switch
         body["pattern_day_trader"] = False
         body["daytrade_count"] = 0
+        body["daytrading_buying_power"] = "0"
     return body
 
 
