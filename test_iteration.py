@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             return offline(settings, args.at)
         return live(settings, submit=args.submit)
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.one_line()}", file=sys.stderr)
         return 2
 
 
@@ -71,6 +71,7 @@ def offline(settings, at: str | None) -> int:
 
     from marketdata.builtin import generate, inverse_map
     from strategies.combined_strategy import CombinedStrategy
+    from strategies.lumibot_orders import to_lumibot
     from trading.indicators import IndicatorBook, market_frames
     from trading.journal import Journal
     from trading.orders import OcoOrder, protective_levels
@@ -108,7 +109,7 @@ def offline(settings, at: str | None) -> int:
             price = Decimal(str(market.price_at(sym, when)))
             target = max(target, (price * Decimal("1.02")).quantize(Decimal("0.01")))
             oco = OcoOrder(sym, quantities[sym], target, stop, f"setup-{sym}")
-            strat.submit_order(strat._to_lumibot(oco))
+            strat.submit_order(to_lumibot(strat, oco))
     strat.on_trading_iteration()
     header = (f"offline: built-in simulated market (not real prices) at {when:%Y-%m-%d %H:%M} New York; "
               "a simulated portfolio; nothing is sent anywhere")

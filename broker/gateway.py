@@ -23,6 +23,7 @@ from alpaca.trading.requests import GetOrderByIdRequest, GetOrdersRequest, Repla
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from broker.errors import BrokerUnavailable, Incident, is_transient, status_of
+from trading.resize import BrokerPosition
 
 logger = logging.getLogger("trader.broker")
 NY = "America/New_York"
@@ -73,6 +74,21 @@ class AlpacaGateway:
 
     def positions(self) -> list:
         return self._read("positions", self.trading.get_all_positions)
+
+    def position(self, symbol: str) -> BrokerPosition:
+        """One symbol's position read now (flat when Alpaca has none): what a sale is sized from."""
+        def fetch():
+            try:
+                p = self.trading.get_open_position(symbol)
+            except APIError as exc:
+                if status_of(exc) == 404:
+                    return BrokerPosition.flat()
+                raise
+            qty = float(p.qty)
+            available = float(p.qty_available) if p.qty_available is not None else qty
+            return BrokerPosition(qty, available)
+
+        return self._read(f"position {symbol}", fetch)
 
     def open_orders(self) -> list:
         req = GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True, limit=500)

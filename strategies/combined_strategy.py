@@ -33,22 +33,11 @@ from models.meta_model import MetaModel, threshold_warning
 from strategies.venues import AlpacaVenue, BacktestVenue, floor_time
 from trading.confidence import RuleConfidence
 from trading.decision_log import DecisionLog
+from trading.executor import Executor
 from trading.indicators import MIN_HISTORY_BARS, IndicatorBook
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.journal import Journal
 from trading.ledger import Fill, Ledger
-from trading.orders import (
-    BracketOrder,
-    LimitOrder,
-    MarketOrder,
-    OcoOrder,
-    Refusal,
-    StopUpdate,
-    build_oco,
-    request_fields,
-    role_from_client_id,
-    to_tick,
-)
 from trading.planner import plan_iteration
 from trading.risk import build_risk
 from trading.settings import Settings, sleeptime_minutes
@@ -92,6 +81,8 @@ class CombinedStrategy(Strategy):
         else:
             history = FEATURE_HISTORY_BARS if self.features else MIN_HISTORY_BARS
             self.venue = AlpacaVenue(self, gateway, FillWatcher(self.journal), bool(p.get("dry_run")), history)
+        self.executor = Executor(self.venue, self.journal, self.ledger, self.decision_log, self.settings, STRATEGY_ID,
+                                 self.now)
         self.decision_log.note(now, "plan", f"CombinedStrategy starts: every {self.sleeptime}, confidence from "
                                f"{self.scorer.describe()}; risk {self.risk.describe()}"
                                + (f"; {restored} open trade(s) restored from the journal" if restored else "")
@@ -167,6 +158,7 @@ class CombinedStrategy(Strategy):
                                   "HALTED until `python live_trader.py resume`"))
             flatten = False
         slot = floor_time(now, sleeptime_minutes(self.sleeptime)) if self.venue.live else None
+        self.executor.slot = slot
         plan = plan_iteration(snap, s, self.scorer, strategy_name=STRATEGY_ID, trades=self.ledger.open_trades(),
                               kelly_cap_usd=kelly_cap, mode=self.risk.mode, flatten=flatten, id_time=slot)
         decisions = notes + self.risk.review(plan.decisions, snap)
@@ -184,7 +176,10 @@ class CombinedStrategy(Strategy):
 
     def _live_snapshot(self, now) -> Snapshot | None:
         gw = self.venue.gw
-        self.session = session_now(gw.clock(), now, self.settings.enable_extended_hours)
+        clock = gw.clock()
+        self.session = session_now(clock, now, self.settings.enable_extended_hours)
+        # orders that only work in the regular session are not sent once it has closed mid-iteration
+        self.executor.session_ends = pd.Timestamp(clock.next_close) if self.session == "regular" else None
         if self.session is None:
             if not self._closed_noted:
                 self.decision_log.note(now, "plan", "market closed (Alpaca clock): nothing to do until it opens")
@@ -228,100 +223,7 @@ class CombinedStrategy(Strategy):
 
     # ------------------------------------------------------------------ execution
     def execute(self, intent: Intent, snap: Snapshot) -> None:
-        if intent.cancel_order_ids and not self.venue.cancel(intent.cancel_order_ids):
-            self.decision_log.note(snap.now, intent.kind.value, f"{intent.symbol}: its orders are not confirmed "
-                                   "cancelled; the rest of this intent waits for the next iteration", "warning")
-            return
-        for order in intent.orders:
-            request = request_fields(order)
-            role = self.role_for(order)
-            self.journal.record_order(snap.now, client_order_id=order.client_order_id, symbol=order.symbol,
-                                      side=request.get("side", "sell"), order_type=request.get("type", "replace"),
-                                      order_class=request.get("order_class", "replace"),
-                                      qty=float(getattr(order, "qty", 0) or 0), intent=intent.kind.value, role=role,
-                                      request=request, status="sending")
-            if isinstance(order, StopUpdate):
-                result = self.venue.move_stop(order)
-            else:
-                if isinstance(order, BracketOrder):
-                    self.ledger.pending_levels[order.symbol] = (float(order.stop_loss), float(order.take_profit))
-                lumi = self._to_lumibot(order)
-                lumi.tag = order.client_order_id
-                result = self.venue.submit(lumi, order)
-            response = dict(result.response or {}, **({"note": result.note} if result.note else {}))
-            self.journal.update_order(order.client_order_id, broker_order_id=result.broker_id,
-                                      status=result.status or ("submitted" if result.ok else "failed"),
-                                      response=response or None)
-            if result.status == "dry-run":
-                self.decision_log.note(snap.now, intent.kind.value, f"DRY RUN would send {request}")
-                continue
-            if not result.ok:
-                self.decision_log.note(snap.now, intent.kind.value, f"{order.symbol}: {order.client_order_id} "
-                                       f"{result.note}", "warning")
-                if intent.cancel_order_ids:  # its protection was cancelled: put it back now, not next hour
-                    self._reprotect(intent.symbol, snap)
-                return
-            if result.note:
-                self.decision_log.note(snap.now, intent.kind.value, f"{order.symbol}: {result.note}")
-            if not self.venue.live and result.lumibot_order is not None:
-                self.ledger.register(result.broker_id, role)
-                for child in result.lumibot_order.child_orders or ():  # legs do not always carry their parent id
-                    self.ledger.register(child.identifier, "target" if _value(child.order_type) == "limit" else "stop")
-            if isinstance(order, OcoOrder):
-                self._record_protection(order, snap)
-        if intent.trade_update:
-            self.ledger.update(intent.symbol, **intent.trade_update)
-
-    def role_for(self, order) -> str:
-        return role_from_client_id(order.client_order_id) or "unknown"
-
-    def _reprotect(self, symbol: str, snap: Snapshot) -> None:
-        """After a failed sale whose legs were already cancelled: an OCO for what is held, at the trade's
-        levels, so the position is not left without a stop until the next iteration."""
-        h = snap.holdings.get(symbol)
-        lot = self.ledger.open_trades().get(symbol)
-        if h is None or lot is None or lot.stop is None or lot.target is None:
-            return
-        oco = build_oco(symbol, h.qty, snap.price(symbol), to_tick(lot.stop), to_tick(lot.target),
-                        f"{STRATEGY_ID}-{symbol}-reprotect-{pd.Timestamp(snap.now):%Y%m%dT%H%M}-{self.iterations:04d}")
-        if isinstance(oco, Refusal):
-            self.decision_log.note(snap.now, "protect", f"{symbol}: cannot re-protect ({oco.reason}); step 1 "
-                                   "retries next iteration", "warning")
-            return
-        self.decision_log.record(snap.now, Decision(Step.PROTECT, symbol, "protect", "re-protect after a failed "
-                                                    f"order: OCO {oco.qty} sh, stop {oco.stop_loss}, target "
-                                                    f"{oco.take_profit}", Intent(IntentKind.PROTECT, symbol, (oco,))))
-        self.execute(Intent(IntentKind.PROTECT, symbol, (oco,)), snap)
-
-    def _record_protection(self, oco: OcoOrder, snap: Snapshot) -> None:
-        """The open trade learns its protective levels; a position the bot did not open is adopted."""
-        if oco.symbol in self.ledger.open_trades():
-            self.ledger.update(oco.symbol, stop=float(oco.stop_loss), target=float(oco.take_profit))
-            return
-        h = snap.holdings.get(oco.symbol)
-        if h is not None:
-            entry = h.avg_entry_price or snap.price(oco.symbol)
-            self.ledger.adopt(oco.symbol, h.qty, entry, snap.now, float(oco.stop_loss), float(oco.take_profit))
-
-    def _to_lumibot(self, order) -> LumiOrder:
-        cid = {"client_order_id": order.client_order_id}
-        if isinstance(order, BracketOrder):
-            return self.create_order(order.symbol, order.qty, "buy", order_class=LumiOrder.OrderClass.BRACKET,
-                                     secondary_limit_price=float(order.take_profit),
-                                     secondary_stop_price=float(order.stop_loss),
-                                     time_in_force=order.time_in_force, custom_params=cid)
-        if isinstance(order, OcoOrder):
-            return self.create_order(order.symbol, order.qty, "sell", limit_price=float(order.take_profit),
-                                     stop_price=float(order.stop_loss), order_class=LumiOrder.OrderClass.OCO,
-                                     time_in_force=order.time_in_force, custom_params=cid)
-        if isinstance(order, MarketOrder):
-            return self.create_order(order.symbol, order.qty, order.side, time_in_force=order.time_in_force,
-                                     custom_params=cid)
-        if isinstance(order, LimitOrder):
-            params = dict(cid, extended_hours=True) if order.extended_hours else cid
-            return self.create_order(order.symbol, order.qty, order.side, limit_price=float(order.limit_price),
-                                     time_in_force=order.time_in_force, custom_params=params)
-        raise TypeError(f"unknown order type {type(order).__name__}")
+        self.executor.execute(intent, snap)
 
     # ------------------------------------------------------------------ callbacks
     def on_filled_order(self, position, order, price, quantity, multiplier) -> None:

@@ -22,7 +22,10 @@ from broker.gateway import AlpacaGateway
 from broker.live_bars import LiveBars
 from broker.reconcile import resolve_in_doubt
 from broker.snapshot import build_live_snapshot
+from strategies.lumibot_orders import to_lumibot
+from trading.executor import DEAD
 from trading.orders import StopUpdate
+from trading.resize import BrokerPosition
 from trading.snapshot import Snapshot
 
 logger = logging.getLogger("trader.strategy")
@@ -58,12 +61,26 @@ class BacktestVenue:
                 self.st.cancel_order(o)
         return True  # the backtester cancels at once
 
-    def submit(self, lumi_order, order) -> Submitted:
-        submitted = self.st.submit_order(lumi_order)
+    def submit(self, order, role: str) -> Submitted:
+        submitted = self.st.submit_order(to_lumibot(self.st, order))
         if submitted is None:
             return Submitted(False, note="the backtesting broker refused it")
+        self.st.ledger.register(submitted.identifier, role)
+        for child in submitted.child_orders or ():  # legs do not always carry their parent id
+            self.st.ledger.register(child.identifier, "target" if _value(child.order_type) == "limit" else "stop")
         return Submitted(True, submitted.identifier, _value(submitted.status), lumibot_order=submitted,
                          response=_lumibot_answer(submitted))
+
+    def position(self, symbol: str) -> BrokerPosition:
+        """Lumibot's position, less what its open sell orders hold (one leg per bracket/OCO group)."""
+        pos = self.st.get_position(symbol)
+        qty = float(pos.quantity) if pos is not None else 0.0
+        held: dict[str, float] = {}
+        for o in self.st.open_lumibot_orders():
+            if o.asset.symbol == symbol and _value(o.side).startswith("sell") and not o.child_orders:
+                key = o.parent_identifier or o.identifier
+                held[key] = max(held.get(key, 0.0), float(o.quantity))
+        return BrokerPosition(qty, qty - sum(held.values()))
 
     def move_stop(self, update: StopUpdate) -> Submitted:
         target = next((o for o in self.st.open_lumibot_orders() if o.identifier == update.order_id), None)
@@ -80,15 +97,19 @@ class AlpacaVenue:
                  history_bars: int = 400):
         self.st, self.gw, self.watcher, self.dry_run = strategy, gateway, watcher, dry_run
         self.history_bars = history_bars
+        self.cancel_wait_seconds = CANCEL_WAIT_SECONDS
         self.bars = LiveBars(gateway, strategy.bar_period, history_bars)  # kept between iterations
         self._raw_open: list | None = None  # the open orders sync_fills just read, for the snapshot after it
         self._open: dict = {}  # the last snapshot's open orders by id (bracket/OCO groups for cancels)
+        self._last_positions: dict | None = None  # dry run: the snapshot's positions stand in for fresh reads
 
     def snapshot(self, now) -> Snapshot:
         raw, self._raw_open = self._raw_open, None  # one open-orders read per iteration, used once
         snap = build_live_snapshot(self.gw, self.st.settings, now, self.st.bar_period, self.st.features,
                                    self.history_bars, self.st.session, raw_orders=raw, bars=self.bars)
         self._open = {o.order_id: o for o in snap.open_orders}
+        if self.dry_run:
+            self._last_positions = {sym: BrokerPosition(h.qty, h.qty) for sym, h in snap.holdings.items()}
         return snap
 
     def sync_fills(self, now) -> list[str]:
@@ -114,33 +135,43 @@ class AlpacaVenue:
         sent = set(first.values())
         for oid in sent:
             self.gw.cancel(oid)
-        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        deadline = time.monotonic() + self.cancel_wait_seconds
         while True:
-            still = {str(x.id) for o in self.gw.open_orders() for x in (o, *(o.legs or ()))} & wanted
+            listed = {str(x.id): _value(x.status) for o in self.gw.open_orders() for x in (o, *(o.legs or ()))}
+            still = wanted & set(listed)
             if not still:
                 return True
             if time.monotonic() > deadline:
                 return False
-            for oid in still - sent:  # a member the group cancel did not take down
-                self.gw.cancel(oid)
-                sent.add(oid)
+            for oid in still - sent:  # a member the group cancel did not take down (a pending one is on its way)
+                if listed[oid] != "pending_cancel":
+                    self.gw.cancel(oid)
+                    sent.add(oid)
             time.sleep(0.25)
 
-    def submit(self, lumi_order, order) -> Submitted:
+    def position(self, symbol: str) -> BrokerPosition:
+        """The position as Alpaca has it now (flat when it has none), with the shares no order holds."""
+        if self.dry_run and self._last_positions is not None:
+            return self._last_positions.get(symbol, BrokerPosition.flat())
+        return self.gw.position(symbol)
+
+    def submit(self, order, role: str) -> Submitted:
         if self.dry_run:
             return Submitted(False, status="dry-run", note="dry run: not sent")
         try:
-            submitted = self.st.submit_order(lumi_order)
+            submitted = self.st.submit_order(to_lumibot(self.st, order))
         except Exception as exc:  # noqa: BLE001 - every failure is classified below; none is retried blindly
-            return self._after_failure(order, exc)
+            return self._after_failure(order, role, exc)
         broker_id = str(submitted.identifier)
-        self.watcher.track(broker_id, order.symbol, "buy" if order.side == "buy" else "sell", self.st.role_for(order))
+        self.watcher.track(broker_id, order.symbol, "buy" if order.side == "buy" else "sell", role)
         return Submitted(True, broker_id, _value(submitted.status), lumibot_order=submitted,
                          response=_alpaca_answer(getattr(submitted, "_raw", None)))
 
-    def _after_failure(self, order, exc: Exception) -> Submitted:
+    def _after_failure(self, order, role: str, exc: Exception) -> Submitted:
         """A failed submit may still have reached Alpaca (a 504 after acceptance, a reset connection, a
-        duplicate client id after a restart): look it up by client order id before anything else."""
+        duplicate client id after a restart): look it up by client order id before anything else. An id
+        Alpaca knows counts as sent only while its order is alive or filled; a dead one (cancelled since,
+        say) is reported as such and the executor sends the order again under the next derived id."""
         message, status = message_of(exc), status_of(exc)
         duplicate = "client_order_id must be unique" in message
         if duplicate or is_transient(exc) or not isinstance(exc, APIError):
@@ -148,8 +179,12 @@ class AlpacaVenue:
                 found = self.gw.order_by_client_id(order.client_order_id)
             except BrokerUnavailable:
                 found = None
+            if found is not None and duplicate and _value(found.status) in DEAD:
+                return Submitted(False, str(found.id), "dead-duplicate", response=_alpaca_answer(found),
+                                 note=f"id already used by an order now {_value(found.status)}: sending under the "
+                                 "next derived id")
             if found is not None:
-                self.watcher.track(str(found.id), order.symbol, _value(found.side), self.st.role_for(order))
+                self.watcher.track(str(found.id), order.symbol, _value(found.side), role)
                 how = "already sent earlier" if duplicate else f"the response was lost ({status or type(exc).__name__})"
                 return Submitted(True, str(found.id), _value(found.status), note=f"{how}; found by client order id",
                                  response=_alpaca_answer(found))

@@ -162,7 +162,9 @@ def accepted_orders(srv: FakeAlpaca) -> list[dict]:
 
 
 def order_rejections(srv: FakeAlpaca) -> list[dict]:
-    return [r for r in srv.rejections if r["path"].startswith(("/v2/orders", "/v2/positions"))]
+    """Orders, cancels, replaces and closes the server refused (a GET of a position that does not exist is a
+    404 the bot expects, not a refusal)."""
+    return [r for r in srv.rejections if r["path"].startswith(("/v2/orders", "/v2/positions")) and r["method"] != "GET"]
 
 
 def duplicate_orders(srv: FakeAlpaca) -> list[str]:
