@@ -4,8 +4,8 @@
   python check_positions_now.py --json     # the same, for scripts
   python check_positions_now.py --history  # performance tables from the journal
 
-Exit codes: 0 all positions protected and none near its stop; 1 a position is unprotected or near its
-stop (for cron and alerting); 2 bad input or configuration (the message says what to fix).
+Exit codes: 0 all positions protected and none near its stop; 1 a position is unprotected, near its
+stop or short (for cron and alerting); 2 bad input or configuration (the message says what to fix).
 """
 
 import argparse
@@ -14,6 +14,29 @@ import sys
 from pathlib import Path
 
 from utils import lumibot_env
+
+
+def short_positions(rows: list[dict]) -> list[dict]:
+    """Rows with a negative quantity. The bot only buys and protects longs, so a short (a stop or a
+    sale that fired on shares already gone, or a manual trade) has nothing guarding it: its loss grows
+    without limit while the price rises, so it always needs attention."""
+    return [r for r in rows if (r.get("qty") or 0) < 0]
+
+
+def short_lines(shorts: list[dict]) -> list[str]:
+    """One line per short position saying that it is short and what to do about it."""
+    return [f"SHORT {r['symbol']}: {r['qty']:g} sh. This bot only holds longs, so nothing protects a short and a "
+            f"rising price loses without limit. Cover it: buy {-r['qty']:g} {r['symbol']} (cancel its open orders "
+            "first), or close the position in the Alpaca dashboard." for r in shorts]
+
+
+def flag_shorts(rows: list[dict], totals: dict) -> list[dict]:
+    """Mark the shorts in the rows and totals (the JSON output carries them too); returns them."""
+    shorts = short_positions(rows)
+    for r in rows:
+        r["short"] = (r.get("qty") or 0) < 0
+    totals["short"] = [r["symbol"] for r in shorts]
+    return shorts
 
 
 def latest_report(reports_dir: Path) -> Path | None:
@@ -34,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(dotenv_path=args.env_file)
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.one_line()}", file=sys.stderr)
         return 2
     if args.history:
         return history(args, settings)
@@ -62,10 +85,14 @@ def live(args, settings) -> int:
         print(f"error: cannot reach Alpaca ({exc})", file=sys.stderr)
         return 2
     rows, totals = position_rows(snap, settings)
+    shorts = flag_shorts(rows, totals)
     mode = "paper" if settings.alpaca_paper else "LIVE"
     source = f"Alpaca {mode} account ...{account.account_number[-4:]}"
-    print(to_json(rows, totals, source, simulated=False) if args.json else render(rows, totals, source))
-    return 1 if needs_attention(totals) else 0
+    if args.json:
+        print(to_json(rows, totals, source, simulated=False))
+    else:
+        print("\n".join([render(rows, totals, source), *short_lines(shorts)]))
+    return 1 if needs_attention(totals) or shorts else 0
 
 
 def offline(args, settings) -> int:
@@ -78,14 +105,15 @@ def offline(args, settings) -> int:
         return 2
     state = json.loads((folder / "final_state.json").read_text())
     rows, totals = state["positions"], state["totals"]
+    shorts = flag_shorts(rows, totals)
     note = (f"SIMULATED: no Alpaca keys, so this is the end state of the last offline backtest "
             f"({state['source']}; {folder}). Not a real account.")
     if args.json:
         print(json.dumps({**state, "note": note}, indent=2))
     else:
         fixed = [{k: (float("nan") if v is None and k in ("last",) else v) for k, v in r.items()} for r in rows]
-        print(render(fixed, totals, note))
-    return 1 if needs_attention(totals) else 0
+        print("\n".join([render(fixed, totals, note), *short_lines(shorts)]))
+    return 1 if needs_attention(totals) or shorts else 0
 
 
 def history(args, settings) -> int:

@@ -64,7 +64,7 @@ class MetaModel:
 
     @property
     def created(self) -> datetime:
-        return datetime.fromisoformat(self.card["created"])
+        return _aware(datetime.fromisoformat(self.card["created"]))  # a naive time is UTC, as train writes it
 
     def gate(self, now: datetime) -> str | None:
         """None when the model may gate entries; a reason to block them otherwise. Warns once a day
@@ -108,6 +108,8 @@ def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days:
         card = json.loads(cpath.read_text())
     except json.JSONDecodeError as exc:
         raise ModelError(f"{cpath} is not valid JSON ({exc}); retrain with: python -m models.train") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{cpath} is not a model card (a JSON object); retrain with: python -m models.train")
     problems = check_card(card, path, params)
     if problems:
         raise ModelError(f"{path} is not loaded:\n  - " + "\n  - ".join(problems)
@@ -117,30 +119,65 @@ def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days:
     return MetaModel(path, card, estimator, max_age_days, block_when_stale)
 
 
+# Every field the loader or the running model reads (describe, gate). A card without one is refused
+# here, before anything is unpickled, instead of failing later mid-session with a KeyError.
+REQUIRED_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("format",), ("sha256",), ("created",), ("feature_names",), ("feature_params",), ("versions", "sklearn"),
+    ("training_window", "start"), ("training_window", "end"), ("metrics", "overall"))
+
+
+def missing_fields(card: dict) -> list[str]:
+    """Dotted names of the required card fields that are absent or empty."""
+    missing = []
+    for keys in REQUIRED_FIELDS:
+        node: object = card
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None or node == "" or node == []:
+            missing.append(".".join(keys))
+    return missing
+
+
 def check_card(card: dict, path: Path, params: FeatureParams) -> list[str]:
-    problems = []
+    """What stops the card from vouching for the file at `path`; empty when it does. Reads the file's
+    bytes for the hash, never unpickles it."""
+    missing = missing_fields(card)
+    problems = [f"the card has no {', '.join(missing)} (required: a card written by python -m models.train)"] \
+        if missing else []
+    if "created" not in missing:
+        try:
+            _aware(datetime.fromisoformat(str(card["created"])))
+        except ValueError:
+            problems.append(f"the card's created time {card['created']!r} is not an ISO date")
     if card.get("format") != CARD_FORMAT:
         problems.append(f"card format {card.get('format')!r} is not {CARD_FORMAT}")
     digest = sha256_file(path)
-    if card.get("sha256") != digest:
+    if "sha256" not in missing and card.get("sha256") != digest:
         problems.append(f"sha256 of {path.name} is {digest[:16]}..., the card records "
                         f"{str(card.get('sha256'))[:16]}...: the file changed since training")
-    names = list(card.get("feature_names", []))
+    names = _of(card, "feature_names", list)
     if names != list(FEATURE_NAMES):
         gone = [n for n in names if n not in FEATURE_NAMES]
         new = [n for n in FEATURE_NAMES if n not in names]
         detail = f"the model expects {', '.join(gone) or 'the same names'}; the code now computes " \
                  f"{', '.join(new) or 'them in another order'}"
         problems.append(f"feature list does not match the running code ({detail})")
-    trained = str(card.get("versions", {}).get("sklearn", "?"))
+    trained = str(_of(card, "versions", dict).get("sklearn", "?"))
     if trained.split(".")[0] != sklearn.__version__.split(".")[0]:
         problems.append(f"trained with scikit-learn {trained}, running {sklearn.__version__} (major versions differ)")
     expected = params.as_dict()
-    recorded = card.get("feature_params", {})
+    recorded = _of(card, "feature_params", dict)
     for key, value in expected.items():
         if recorded.get(key) != value:
             problems.append(f"features were computed with {key}={recorded.get(key)!r}, the settings say {value!r}")
     return problems
+
+
+def _of(card: dict, key: str, kind: type) -> list | dict:
+    """card[key] when it has the expected JSON type, else an empty one (a hand-edited card must be
+    refused with a message, not crash the check)."""
+    value = card.get(key)
+    return value if isinstance(value, kind) else kind()
 
 
 def _aware(t: datetime) -> datetime:

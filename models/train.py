@@ -93,9 +93,12 @@ def make_pipeline(seed: int = 0):
                                                         subsample=0.8, min_samples_leaf=20, random_state=seed))])
 
 
-def fit_calibrated(X: pd.DataFrame, y: np.ndarray, bar_pos: np.ndarray, gap: int, seed: int = 0):
+def fit_calibrated(X: pd.DataFrame, y: np.ndarray, bar_pos: np.ndarray, gap: int,
+                   seed: int = 0) -> tuple[object, dict]:
     """Fit on the first 75% of the training span, calibrate (sigmoid) on the last 25% after a gap:
-    probabilities calibrated out of sample, in time order."""
+    probabilities calibrated out of sample, in time order. Returns the model and the split it used
+    (bar positions), measured from the rows actually fitted and calibrated on, so the card shows the
+    gap that was applied rather than the one that was asked for."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
@@ -108,7 +111,14 @@ def fit_calibrated(X: pd.DataFrame, y: np.ndarray, bar_pos: np.ndarray, gap: int
             raise TrainingError(f"the {name} part has {positives} winning candidates of {int(mask.sum())}; need at "
                                 f"least {MIN_POSITIVES} of each class (use a longer window or more symbols)")
     pipe = make_pipeline(seed).fit(X[fit_mask], y[fit_mask])
-    return CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid").fit(X[cal_mask], y[cal_mask])
+    model = CalibratedClassifierCV(FrozenEstimator(pipe), method="sigmoid").fit(X[cal_mask], y[cal_mask])
+    fit_last, cal_first = int(bar_pos[fit_mask].max()), int(bar_pos[cal_mask].min())
+    split = {"fit_bars": [first, fit_last + 1], "calibration_bars": [cal_first, last + 1],
+             # bars between the last candidate fitted on and the first one calibrated on; a label looks
+             # `gap` bars ahead, so this must exceed the gap or calibration sees what the fit learned from
+             "gap_bars": cal_first - fit_last - 1, "requested_gap_bars": int(gap),
+             "n_fit": int(fit_mask.sum()), "n_calibration": int(cal_mask.sum())}
+    return model, split
 
 
 def suggest_threshold(p: np.ndarray, y: np.ndarray, r: np.ndarray, min_share: float = 0.10) -> float | None:
@@ -136,13 +146,17 @@ def train(ds: Dataset, spec: LabelSpec, threshold: float, n_splits: int = 5, see
     rows, oos_p, oos_i = [], [], []
     for fold in tqdm(folds, desc="walk-forward folds", disable=not progress, file=sys.stdout):
         tr, te = select(ds.bar_pos, fold.train_bars), select(ds.bar_pos, fold.test_bars)
+        # boundaries in bar positions of the timeline ([start, end)), so the card proves the purge gap
         row = {"fold": fold.number, "train": _span(ds.timeline, fold.train_bars),
-               "test": _span(ds.timeline, fold.test_bars), "n_train": int(tr.sum()), "n_test": int(te.sum())}
+               "test": _span(ds.timeline, fold.test_bars), "n_train": int(tr.sum()), "n_test": int(te.sum()),
+               "train_bars": list(fold.train_bars), "test_bars": list(fold.test_bars),
+               "gap_bars": fold.test_bars[0] - fold.train_bars[1]}
         try:
-            model = fit_calibrated(ds.X[tr], ds.y[tr], ds.bar_pos[tr], spec.horizon_bars, seed)
+            model, split = fit_calibrated(ds.X[tr], ds.y[tr], ds.bar_pos[tr], spec.horizon_bars, seed)
         except TrainingError as exc:
             rows.append({**row, "skipped": str(exc)})
             continue
+        row["calibration"] = split
         if not te.any():
             rows.append({**row, "skipped": "no candidates in the test window"})
             continue
@@ -157,7 +171,8 @@ def train(ds: Dataset, spec: LabelSpec, threshold: float, n_splits: int = 5, see
     suggested = suggest_threshold(p_all, ds.y[i_all], ds.r[i_all])
     if suggested is not None:
         overall["at_suggested"] = gate_metrics(p_all, ds.y[i_all], ds.r[i_all], suggested)
-    final = fit_calibrated(ds.X, ds.y, ds.bar_pos, spec.horizon_bars, seed)
+    final, split = fit_calibrated(ds.X, ds.y, ds.bar_pos, spec.horizon_bars, seed)
+    final.calibration_split_ = split  # fitted-attribute style: main() writes it into the card
     return final, rows, overall, suggested, (p_all, ds.y[i_all])
 
 
@@ -310,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                      "pandas_ta_classic": getattr(pandas_ta_classic, "version", "?"),
                      "python": platform.python_version()},
         "metrics": {"folds": rows, "overall": overall},
+        # what the folds and the final calibration actually used, in bars of the timeline
+        "validation": {"method": "walk-forward, expanding window (TimeSeriesSplit), never shuffled",
+                       "n_splits": args.splits, "gap_bars": spec.horizon_bars,
+                       "final_calibration": getattr(model, "calibration_split_", None)},
         "threshold": settings.confidence_threshold,
         "breakeven_probability": spec.stop_pct / (spec.stop_pct + spec.target_pct),
         "suggested_threshold": suggested,

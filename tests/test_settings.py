@@ -96,3 +96,53 @@ def test_readme_configuration_table_is_current():
     text = (ROOT / "README.md").read_text()
     table = text.split("<!-- settings-table:start -->\n")[1].split("<!-- settings-table:end -->")[0]
     assert table.strip() == render_markdown_table().strip()
+
+
+# ---------------------------------------------------------------------------------------------- cross-field rules
+# Every rule in _cross_field_errors, each at its boundary: (the values that break it, its own message, the nearest
+# values that satisfy it). A new rule without a row here fails test_every_cross_field_rule_is_in_the_table.
+CROSS_FIELD_RULES = [
+    ({"RSI_OVERSOLD": "70"}, "RSI_OVERSOLD=70.0 must be below RSI_OVERBOUGHT=70.0", {"RSI_OVERSOLD": "69.9"}),
+    ({"BEARISH_EXIT_THRESHOLD": "0.6"}, "BEARISH_EXIT_THRESHOLD=0.6 must be below BEARISH_THRESHOLD=0.6",
+     {"BEARISH_EXIT_THRESHOLD": "0.59"}),
+    ({"HEDGE_LEVERAGED_BREADTH": "0.59"}, "HEDGE_LEVERAGED_BREADTH=0.59 must be at least BEARISH_THRESHOLD=0.6",
+     {"HEDGE_LEVERAGED_BREADTH": "0.6"}),
+    ({"MAX_ENTRY_PCT": "0.16"}, "MAX_ENTRY_PCT=0.16 must not exceed MAX_POSITION_PCT=0.15", {"MAX_ENTRY_PCT": "0.15"}),
+    ({"TRIM_BUFFER_PCT": "0.15"}, "TRIM_BUFFER_PCT=0.15 must be below MAX_POSITION_PCT=0.15",
+     {"TRIM_BUFFER_PCT": "0.149"}),
+    ({"NEAR_STOP_WARNING_PCT": "0.05"}, "NEAR_STOP_WARNING_PCT=0.05 must be below STOP_LOSS_PCT=0.05",
+     {"NEAR_STOP_WARNING_PCT": "0.049"}),
+    ({"ATR_TARGET_MULT": "1.5"}, "ATR_TARGET_MULT=1.5 must be above ATR_STOP_MULT=1.5", {"ATR_TARGET_MULT": "1.51"}),
+    ({"UNIVERSE": "AAPL,SQQQ"}, "UNIVERSE contains inverse ETF(s) SQQQ", {"UNIVERSE": "AAPL,QQQ"}),
+    ({"ALPACA_API_KEY": "PKTEST"}, "ALPACA_API_KEY is set but ALPACA_API_SECRET is empty",
+     {"ALPACA_API_KEY": "PKTEST", "ALPACA_API_SECRET": "s3cret"}),
+]
+
+
+@pytest.mark.parametrize("bad, message, good", CROSS_FIELD_RULES, ids=[next(iter(r[0])) for r in CROSS_FIELD_RULES])
+def test_each_cross_field_rule_is_refused_with_its_own_message(bad, message, good):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_mapping(bad)
+    (problem,) = err.value.problems  # this rule alone fires
+    assert problem.startswith(message)
+    assert message in err.value.one_line() and "\n" not in err.value.one_line()
+    Settings.from_mapping(good)  # the other side of the boundary is accepted
+
+
+def test_every_cross_field_rule_is_in_the_table():
+    import ast
+    import inspect
+    import textwrap
+
+    from trading import settings as module
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(module._cross_field_errors)))
+    rules = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr == "append"]
+    assert len(rules) == len(CROSS_FIELD_RULES), "a cross-field rule without a row in CROSS_FIELD_RULES"
+    refused = set()
+    for bad, _, _ in CROSS_FIELD_RULES:
+        with pytest.raises(SettingsError) as err:
+            Settings.from_mapping(bad)
+        refused.add(err.value.problems)
+    assert len(refused) == len(CROSS_FIELD_RULES), "each rule has a message of its own"

@@ -23,6 +23,16 @@ HEDGE_ROLES = ("general", "sp500", "tech")
 class SettingsError(ValueError):
     """A setting is missing, malformed or inconsistent. The message says which one and how to fix it."""
 
+    def __init__(self, message: str, problems: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+    def one_line(self) -> str:
+        """The problems on one line, for the command-line tools' `error:` line (a cron mail or a log
+        reader sees the whole reason in a single line)."""
+        what = "; ".join(p.rstrip(".") for p in self.problems)
+        return f"invalid setting: {what} (fix it in .env or the environment; see .env.example)"
+
 
 class Secret(str):
     """A string that never shows itself in logs, reprs or tracebacks."""
@@ -415,7 +425,7 @@ class Settings:
         if errors:
             raise SettingsError(
                 "Invalid settings (fix them in .env or the environment; see .env.example):\n  - "
-                + "\n  - ".join(errors)
+                + "\n  - ".join(errors), tuple(errors)
             )
         return cls(**values)
 
@@ -482,10 +492,6 @@ def _cross_field_errors(v: dict[str, Any]) -> list[str]:
     if clash:
         errs.append(f"UNIVERSE contains inverse ETF(s) {', '.join(clash)}; hedges are managed by step 3, "
                     "remove them from UNIVERSE.")
-    if not v["universe"]:
-        errs.append("UNIVERSE is empty; list at least one symbol.")
-    if not v["bellwethers"]:
-        errs.append("BELLWETHERS is empty; list at least one symbol.")
     if v["alpaca_api_key"] and not v["alpaca_api_secret"]:
         errs.append("ALPACA_API_KEY is set but ALPACA_API_SECRET is empty; set both in .env.")
     return errs
