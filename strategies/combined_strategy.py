@@ -141,6 +141,13 @@ class CombinedStrategy(Strategy):
                     self.decision_log.note(now, d.step.value, f"{d.symbol}: broker unreachable mid-intent ({exc}); "
                                            "the next iteration re-checks protection", "warning")
                     break
+        if self.executor.unsettled:
+            try:
+                with self._exec_lock:
+                    self.executor.settle(snap)
+            except BrokerUnavailable as exc:
+                self.decision_log.note(now, "protect", f"broker unreachable while settling cancels ({exc}); the "
+                                       "next iteration re-checks protection", "warning")
         self.iterations += 1
 
     def _decide(self, snap: Snapshot, now) -> list[Decision]:

@@ -64,10 +64,12 @@ def test_sizing_uses_the_entry_limit_then_the_cash_left(settings):
     out = plan_entries(snap, settings, Fixed(0.9), 19_000, set(), IDS)
     enters = [d for d in out if d.action == "enter"]
     qty = [d.intent.orders[0].qty for d in enters]
-    assert qty == [100, 90], "10% of $100k, then the $9,000 left"
+    # 10% of $100k; then the $19,000 less the first buy at the 4% market-buy collar ($10,400) = $8,600,
+    # which buys 82 shares at $100 x 1.04
+    assert qty == [100, 82]
     assert [d.symbol for d in enters] == ["AAPL", "MSFT"], "ranked by confidence, then lowest RSI"
     (skip,) = [d for d in out if d.symbol == "GOOGL"]
-    assert skip.action == "skip" and "no cash" in skip.reason
+    assert skip.action == "skip" and "only $72.00 is available" in skip.reason
 
 
 def test_zero_cash_and_one_share_short(settings):
@@ -99,3 +101,17 @@ def test_rule_confidence_is_transparent():
     rule = RuleConfidence(rsi_oversold=30)
     rows = snapshot(prices=uni(A=(100, 30, 90), B=(100, 15, 110), C=(100, 22.5, 110), D=(100, 10, float("nan")))).market
     np.testing.assert_allclose(rule.score(rows), [0.7, 0.8, 0.65, 0.8])
+
+
+def test_the_last_entry_of_an_iteration_fits_a_cash_account_at_the_market_buy_collar(settings):
+    """Verify item: Alpaca checks a market buy at a collar above the last price; entries sized at the last price
+    alone spend more than a cash account has and the last one is refused (insufficient buying power)."""
+    from trading.orders import MARKET_BUY_COLLAR
+
+    snap = snapshot(cash=30_000, portfolio_value=100_000,
+                    prices=uni(AAPL=(100, 20, 90), MSFT=(50, 22, 45), GOOGL=(20, 24, 18)))
+    cash = 30_000.0
+    out = plan_entries(snap, settings, Fixed(0.9), cash, set(), IDS)
+    buys = [d.intent.orders[0] for d in out if d.action == "enter"]
+    assert len(buys) >= 2
+    assert sum(o.notional * (1 + MARKET_BUY_COLLAR) for o in buys) <= cash

@@ -156,3 +156,15 @@ def test_client_order_ids_are_deterministic_unique_per_decision_and_short():
               client_order_id("combined", "MSFT", "enter", t), client_order_id("combined", "AAPL", "trim", t)}
     assert a not in others and len(others) == 3
     assert len(client_order_id("x" * 200, "BRK.B", "trim-oco", t)) <= 128
+
+
+def test_dust_is_never_an_order_but_a_whole_share_always_is():
+    """Verify item: a residue such as 4e-07 shares (or any fractional order under $1) is refused by Alpaca."""
+    from trading.orders import Refusal, build_market
+
+    for qty, price in ((4e-07, 150.0), (4e-07, None), (0.005, 150.0), (0.3, 2.0)):
+        r = build_market("AAPL", qty, "sell", "cid", price=price)
+        assert isinstance(r, Refusal) and "dust" in r.reason, (qty, price)
+    assert build_market("AAPL", 0.01, "sell", "cid", price=150.0).qty == 0.01  # $1.50: a valid fraction
+    assert build_market("PENNY", 1, "sell", "cid", price=0.5).qty == 1  # a whole share under $1 is fine
+    assert build_market("AAPL", 2.0000004, "sell", "cid", price=150.0).qty == 2.0000004

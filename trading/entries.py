@@ -4,7 +4,8 @@ Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an op
 not being sold this iteration; none while bellwether breadth is at or above BEARISH_THRESHOLD (with
 BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on). All candidates are scored in
 one batched call; they are ranked by confidence (then by lower RSI) and each passing one gets a
-bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE. A scorer that fails
+bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE (each buy budgeted at
+Alpaca's market-buy price collar, so the last entry of an iteration still fits a cash account). A scorer that fails
 blocks entries for the iteration: the strategy never trades ungated.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from trading.confidence import ConfidenceModel
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.orders import Refusal, build_bracket
+from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket
 from trading.settings import Settings
 from trading.sizing import bracket_levels, entry_size
 from trading.snapshot import Snapshot
@@ -67,7 +68,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
             continue
         price = snap.price(sym)
         head = f"RSI {r:.1f}, confidence {conf:.2f} ({scorer.name}) but"
-        if available < price:
+        if available < price * (1 + MARKET_BUY_COLLAR):
             why = (f"no cash to spend (${max(available, 0):,.2f} above the reserve)" if available <= 0 else
                    f"one share costs ${price:,.2f} but only ${available:,.2f} is available "
                    "(brackets need whole shares)")
@@ -77,12 +78,13 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         if levels is None:
             decisions.append(Decision(step, sym, "skip", f"{head} no ATR yet (STOP_MODE=atr)", data=data))
             continue
-        size = entry_size(s, snap.portfolio_value, price, float(levels[0]), conf, available, kelly_cap_usd)
+        size = entry_size(s, snap.portfolio_value, price, float(levels[0]), conf, available / (1 + MARKET_BUY_COLLAR),
+                          kelly_cap_usd)
         order = build_bracket(sym, price, size.qty, *levels, ids(sym, "enter"), snap.session)
         if isinstance(order, Refusal):
             decisions.append(Decision(step, sym, "skip", f"{head} {order.reason} ({size.why})", data=data))
             continue
-        available -= order.notional
+        available -= order.notional * (1 + MARKET_BUY_COLLAR)
         data.update(qty=order.qty, price=price, notional=order.notional, stop=float(order.stop_loss))
         decisions.append(Decision(step, sym, "enter",
                                   f"RSI {r:.1f}, confidence {conf:.2f} >= {s.confidence_threshold:.2f} "

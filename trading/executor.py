@@ -10,7 +10,8 @@ For every intent, in order:
    (cancelled, expired, rejected) gets the next id derived from it, the same on every restart;
 5. whenever the position may have lost its protection (a cancel not confirmed, an order refused or
    dropped, a halt cancelling a partly filled entry), check the broker again and put an OCO on every
-   whole share that no order holds, at once rather than an hour later.
+   whole share that no order holds, at once rather than an hour later; a cancel still pending after
+   the wait is waited for once more at the end of the iteration (`settle`) and protected then.
 The trade's state change (partial taken, stop moved) is recorded once the intent's first order is
 accepted: a partial whose sale went out is done even if its follow-up OCO failed.
 """
@@ -53,6 +54,7 @@ class Executor:
         self.settings, self.strategy_id, self.clock = settings, strategy_id, clock
         self.session_ends: datetime | None = None  # live: the regular session's close, read at the iteration start
         self.slot: datetime | None = None  # live: the iteration's slot, so ids made here are the same on a restart
+        self.unsettled: dict[str, tuple[str, ...]] = {}  # symbol -> orders whose cancel was not confirmed in time
 
     # ------------------------------------------------------------------ one intent
     def execute(self, intent: Intent, snap) -> None:
@@ -60,7 +62,8 @@ class Executor:
         sym = intent.symbol
         if intent.cancel_order_ids and not self.venue.cancel(intent.cancel_order_ids):
             self.log.note(now, step, f"{sym}: its orders are not confirmed cancelled; the rest of this intent is "
-                          "not sent", "warning")
+                          "not sent, and the cancel is checked again at the end of the iteration", "warning")
+            self.unsettled[sym] = intent.cancel_order_ids
             self.ensure_protected(sym, snap, "after an unconfirmed cancel")
             return
         orders: tuple = intent.orders
@@ -137,6 +140,17 @@ class Executor:
         if result.ok and isinstance(order, OcoOrder):
             self._record_protection(order, snap)
         return result
+
+    def settle(self, snap) -> None:
+        """End of the iteration: cancels that were not confirmed in time are waited for once more; once they
+        are, what they freed is protected now instead of at the next iteration."""
+        for sym, order_ids in list(self.unsettled.items()):
+            del self.unsettled[sym]
+            if self.venue.cancel(order_ids):
+                self.ensure_protected(sym, snap, "once its cancel was confirmed")
+            else:
+                self.log.note(snap.now, "protect", f"{sym}: cancel still not confirmed at the end of the iteration; "
+                              "step 1 checks its protection again at the next one", "warning")
 
     # ------------------------------------------------------------------ protection after trouble
     def ensure_protected(self, symbol: str, snap, why: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.orders import Refusal, build_bracket_for_budget, build_market
+from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket_for_budget, build_market
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 
@@ -91,7 +91,7 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
 
     if breadth.ratio >= s.bearish_threshold and not hedged:
         symbol, why = choose_inverse(breadth.ratio, snap, s)
-        budget = min(hedge_target_pct(s) * snap.portfolio_value, cash_available)
+        budget = min(hedge_target_pct(s) * snap.portfolio_value, cash_available / (1 + MARKET_BUY_COLLAR))
         price = snap.price(symbol)
         order = build_bracket_for_budget(symbol, price, budget, s.stop_loss_pct, s.take_profit_pct,
                                          ids(symbol, "hedge"), snap.session)

@@ -261,6 +261,11 @@ def build_oco(symbol: str, qty: float, last_price: float, stop_price: Decimal, t
 
 
 EXTENDED_LIMIT_SLIPPAGE = 0.005  # a marketable limit outside the session: 0.5% through the last price
+MIN_FRACTIONAL_USD = 1.0  # Alpaca's minimum for a fractional order (A5)
+DUST_SHARES = 1e-6  # a remainder this small is rounding residue, never an order
+# Alpaca checks a market buy against buying power at a price collar above the last price (F5-25): a cash
+# account spending its last dollar at the last price is refused, so buys budget this much above it
+MARKET_BUY_COLLAR = 0.04
 
 
 def build_market(symbol: str, qty: float, side: Literal["buy", "sell"], cid: str, session: Session = "regular",
@@ -273,6 +278,9 @@ def build_market(symbol: str, qty: float, side: Literal["buy", "sell"], cid: str
         return Refusal(symbol, f"nothing to {side} ({qty:g} shares)")
     if q == int(q):
         q = int(q)
+    elif q < DUST_SHARES or (price is not None and math.isfinite(price) and q * price < MIN_FRACTIONAL_USD):
+        return Refusal(symbol, f"{q:g} sh is dust (Alpaca refuses a fractional order worth under "
+                               f"${MIN_FRACTIONAL_USD:g}); left as it is")
     if session == "extended":
         whole = math.floor(q + 1e-9)
         if whole < 1 or price is None or not (price > 0 and math.isfinite(price)):

@@ -29,7 +29,7 @@ from trading.exits import plan_exits
 from trading.halt import plan_cancel_entries, plan_flatten
 from trading.hedging import measure_breadth, plan_hedge
 from trading.intents import Decision, IntentKind, Plan, Step
-from trading.orders import OrderIds
+from trading.orders import MARKET_BUY_COLLAR, OrderIds
 from trading.protection import plan_protection
 from trading.rebalancing import plan_trims
 from trading.risk.verdict import Mode
@@ -89,8 +89,8 @@ def plan_iteration(snap: Snapshot, s: Settings, scorer: ConfidenceModel, strateg
     cash_available = snap.cash - s.min_cash_reserve - snap.open_buy_notional()
     breadth = measure_breadth(snap.rsi_values, s.bellwethers, s.rsi_overbought)
     hedge = plan_hedge(snap, s, breadth, cash_available, selling, ids)
-    cash_available -= sum(o.notional for d in hedge if d.intent is not None and d.intent.kind == K.HEDGE
-                          for o in d.intent.orders)
+    cash_available -= sum(o.notional * (1 + MARKET_BUY_COLLAR) for d in hedge
+                          if d.intent is not None and d.intent.kind == K.HEDGE for o in d.intent.orders)
     selling |= {d.symbol for d in hedge if d.intent is not None and d.intent.kind == K.UNHEDGE}
     decisions += trims + hedge
     decisions += plan_entries(snap, s, scorer, cash_available, selling, ids, kelly_cap_usd, breadth.ratio)
