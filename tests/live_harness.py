@@ -14,7 +14,6 @@ SPY and QQQ bar by bar.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -168,16 +167,26 @@ def order_rejections(srv: FakeAlpaca) -> list[dict]:
 
 
 def duplicate_orders(srv: FakeAlpaca) -> list[str]:
-    """Orders the bot sent twice: two accepted parent orders for the same (symbol, intent) in the same
-    iteration slot, or two entry orders (hedge or entry) for one symbol while the first was still open or
-    held. Client order ids are `strategy-SYMBOL-intent-YYYYmmddTHHMM-hash`."""
+    """Orders the bot sent twice: two parent orders for the same (symbol, intent) created in the same hour at
+    the server while the first was still alive or had filled (a first one cancelled, expired or rejected
+    before the second was created is not a duplicate), or two entry orders (hedge or entry) for one symbol
+    while the first was still open or held. Slots come from the server's creation time, not from the id's
+    own stamp, so a bug in how ids are stamped cannot hide a duplicate. Client order ids are
+    `strategy-SYMBOL-intent-YYYYmmddTHHMM-hash`."""
     parents = [o for o in accepted_orders(srv) if o.get("client_order_id", "").startswith("combined-")
                and o.get("replaces") is None]
-    keys = Counter()
+    groups: dict[tuple, list[dict]] = {}
     for o in parents:
         parts = o["client_order_id"].split("-")
-        keys[(parts[1], "-".join(parts[2:-2]), parts[-2])] += 1
-    dupes = [f"{k} sent {n}x" for k, n in keys.items() if n > 1]
+        slot = pd.Timestamp(o["created_at"]).floor("h")
+        groups.setdefault((parts[1], "-".join(parts[2:-2]), slot), []).append(o)
+    dupes = []
+    for key, group in groups.items():
+        for a, b in pairwise(group):
+            died = a.get("canceled_at") or a.get("expired_at") or a.get("failed_at")
+            if not died or pd.Timestamp(died) > pd.Timestamp(b["created_at"]):
+                dupes.append(f"{key[:2]} sent twice in the hour of {key[2]:%H:%M}: {a['client_order_id']}, "
+                             f"{b['client_order_id']}")
     entries: dict[str, list[dict]] = {}
     for o in parents:
         if "-enter-" in o["client_order_id"] or "-hedge-" in o["client_order_id"]:

@@ -80,13 +80,15 @@ class Executor:
         accepted = 0
         for order in orders:
             result = self.submit(order, intent, snap)
+            if result.status == "dry-run":
+                continue  # journalled and logged; nothing was sent, so nothing changes
             if not result.ok:
-                at_risk = at_risk or result.status != "dry-run"
+                at_risk = True
                 break
             accepted += 1
             if accepted == 1 and intent.trade_update:
                 self.ledger.update(sym, **intent.trade_update)
-        if at_risk and not intent.opens_exposure and (intent.cancel_order_ids or intent.kind == IntentKind.PROTECT):
+        if at_risk and not intent.opens_exposure:
             self.ensure_protected(sym, snap, "after a failed or changed order")
 
     def _in_session(self, orders: tuple) -> tuple[tuple, str]:
