@@ -12,8 +12,9 @@ For every intent, in order:
    dropped, a halt cancelling a partly filled entry), check the broker again and put an OCO on every
    whole share that no order holds, at once rather than an hour later; a cancel still pending after
    the wait is waited for once more at the end of the iteration (`settle`) and protected then.
-The trade's state change (partial taken, stop moved) is recorded once the intent's first order is
-accepted: a partial whose sale went out is done even if its follow-up OCO failed.
+The trade's state change (partial taken, stop moved) is recorded once the sale or stop move it describes
+is accepted: a partial whose sale went out is done even if its follow-up OCO failed, and one whose sale
+was not sent is not.
 """
 
 import hashlib
@@ -25,6 +26,7 @@ from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import (
     BracketOrder,
     LimitOrder,
+    MarketOrder,
     OcoOrder,
     OrderIds,
     Refusal,
@@ -77,19 +79,21 @@ class Executor:
         if closed_note:
             self.log.note(now, step, f"{sym}: {closed_note}", "warning")
             at_risk = True
-        accepted = 0
+        accepted, in_doubt = 0, 0.0
         for order in orders:
             result = self.submit(order, intent, snap)
             if result.status == "dry-run":
                 continue  # journalled and logged; nothing was sent, so nothing changes
             if not result.ok:
                 at_risk = True
+                if result.status == "unknown" and isinstance(order, MarketOrder | LimitOrder) and order.side == "sell":
+                    in_doubt = float(order.qty)  # a sale lost in flight may still land: its shares stay free for it
                 break
-            accepted += 1
-            if accepted == 1 and intent.trade_update:
-                self.ledger.update(sym, **intent.trade_update)
+            if intent.trade_update and not accepted and not isinstance(order, OcoOrder):
+                self.ledger.update(sym, **intent.trade_update)  # the sale (or stop move) it describes went out
+            accepted += not isinstance(order, OcoOrder)
         if at_risk and not intent.opens_exposure:
-            self.ensure_protected(sym, snap, "after a failed or changed order")
+            self.ensure_protected(sym, snap, "after a failed or changed order", reserve=in_doubt)
 
     def _in_session(self, orders: tuple) -> tuple[tuple, str]:
         """Market orders and brackets sent after the close would queue for tomorrow's open: not sent."""
@@ -155,17 +159,22 @@ class Executor:
                               "step 1 checks its protection again at the next one", "warning")
 
     # ------------------------------------------------------------------ protection after trouble
-    def ensure_protected(self, symbol: str, snap, why: str) -> None:
+    def ensure_protected(self, symbol: str, snap, why: str, reserve: float = 0.0) -> None:
         """Every whole share of a long that no open order holds gets an OCO now, from the broker's position
-        (a pending sale and a resting OCO both hold their shares, so nothing is covered twice)."""
+        (a pending sale and a resting OCO both hold their shares, so nothing is covered twice); `reserve`
+        shares stay free for a sale whose answer was lost and which may still land."""
         pos: BrokerPosition = self.venue.position(symbol)
-        whole = math.floor(min(pos.available, pos.qty) + 1e-9) if pos.qty > 0 else 0
+        whole = math.floor(min(pos.available, pos.qty) - reserve + 1e-9) if pos.qty > 0 else 0
         if pos.qty < 0:
             self.log.note(snap.now, "protect", f"{symbol}: short {pos.qty:g} sh at the broker; step 1 buys it "
                           "back at the next iteration", "warning")
         if whole < 1:
             return
         price = snap.price(symbol)
+        if not (math.isfinite(price) and price > 0):
+            self.log.note(snap.now, "protect", f"{symbol}: {whole} sh without a stop {why}, and no price to set one "
+                          "from; step 1 retries at the next iteration", "warning")
+            return
         lot = self.ledger.open_trades().get(symbol)
         if lot is not None and lot.stop is not None and lot.target is not None:
             stop, target = to_tick(lot.stop), to_tick(lot.target)
