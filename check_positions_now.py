@@ -73,7 +73,7 @@ def live(args, settings) -> int:
     from broker.errors import BrokerUnavailable
     from broker.launcher import LaunchError, connect
     from broker.snapshot import build_live_snapshot
-    from trading.positions_view import needs_attention, position_rows, render, to_json
+    from trading.records.positions_view import needs_attention, position_rows, render, to_json
 
     try:
         gateway, account = connect(settings)
@@ -96,7 +96,7 @@ def live(args, settings) -> int:
 
 
 def offline(args, settings) -> int:
-    from trading.positions_view import needs_attention, render
+    from trading.records.positions_view import needs_attention, render
 
     folder = latest_report(Path(settings.reports_dir))
     if folder is None:
@@ -117,8 +117,8 @@ def offline(args, settings) -> int:
 
 
 def history(args, settings) -> int:
-    from trading import performance
-    from trading.journal import Journal
+    from trading.records import performance
+    from trading.records.journal import Journal
 
     path = args.journal or Path(settings.journal_path)
     if not path.exists() and args.journal is None:

@@ -141,7 +141,7 @@ def control_command(args) -> int:
     """Write the human's command into the journal; the bot applies it at its next iteration."""
     from datetime import datetime
 
-    from trading.journal import Journal
+    from trading.records.journal import Journal
     from trading.risk.controller import COMMAND_KEY
 
     path = _journal_path(args)
@@ -159,8 +159,8 @@ def control_command(args) -> int:
 
 
 def report_command(args) -> int:
-    from trading import performance
-    from trading.journal import Journal
+    from trading.records import performance
+    from trading.records.journal import Journal
 
     path = _journal_path(args)
     if not path.exists():

@@ -73,8 +73,8 @@ def offline(settings, at: str | None) -> int:
     from strategies.combined_strategy import CombinedStrategy
     from strategies.lumibot_orders import to_lumibot
     from trading.indicators import IndicatorBook, market_frames
-    from trading.journal import Journal
     from trading.orders import OcoOrder, protective_levels
+    from trading.records.journal import Journal
     from utils import logging_setup
 
     logging_setup.configure(console=False)
@@ -122,7 +122,7 @@ def live(settings, submit: bool) -> int:
     lumibot_env.prepare(backtesting=False)
     from broker.launcher import LaunchError, banner, build_strategy, connect
     from models.meta_model import ModelError, load_confidence
-    from trading.journal import Journal
+    from trading.records.journal import Journal
     from utils import logging_setup
 
     logging_setup.configure(console=False)

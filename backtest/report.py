@@ -22,8 +22,8 @@ import pandas as pd
 
 from backtest.metrics import buy_and_hold, equity_metrics, safe, time_in_market
 from backtest.runner import BacktestRun
-from trading import performance
-from trading.positions_view import position_rows, to_json
+from trading.records import performance
+from trading.records.positions_view import position_rows, to_json
 
 logger = logging.getLogger("trader.backtest")
 

@@ -24,7 +24,7 @@ from marketdata.market import Market
 from models.features import FeatureParams
 from models.meta_model import MetaModel, load_confidence, overlap_warning, threshold_warning
 from trading.indicators import IndicatorBook, market_frames
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.settings import Settings
 
 logger = logging.getLogger("trader.backtest")

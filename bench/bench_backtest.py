@@ -100,7 +100,7 @@ def instrumented(prep, out_dir: Path) -> tuple[float, Attribution, int]:
     from backtest import runner
     from strategies.combined_strategy import CombinedStrategy
     from trading.indicators import IndicatorBook
-    from trading.journal import Journal
+    from trading.records.journal import Journal
 
     attr = Attribution()
     saved = []

@@ -12,8 +12,8 @@ import logging
 from datetime import datetime
 
 from broker.gateway import AlpacaGateway
-from trading.ledger import Fill, Ledger
 from trading.orders import role_from_client_id
+from trading.records.ledger import Fill, Ledger
 
 logger = logging.getLogger("trader.broker")
 STATE_KEY = "watch"

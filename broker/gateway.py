@@ -23,7 +23,7 @@ from alpaca.trading.requests import GetOrderByIdRequest, GetOrdersRequest, Repla
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from broker.errors import BrokerUnavailable, Incident, is_transient, status_of
-from trading.resize import BrokerPosition
+from trading.execution.resize import BrokerPosition
 
 logger = logging.getLogger("trader.broker")
 NY = "America/New_York"

@@ -15,9 +15,9 @@ from datetime import datetime
 from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
 from broker.snapshot import open_orders
-from trading.journal import Journal
-from trading.ledger import Fill, Ledger
 from trading.orders import role_from_client_id
+from trading.records.journal import Journal
+from trading.records.ledger import Fill, Ledger
 
 
 def resolve_in_doubt(gateway: AlpacaGateway, journal: Journal, watcher: FillWatcher) -> list[str]:

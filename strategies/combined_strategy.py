@@ -1,8 +1,10 @@
 """CombinedStrategy: the Lumibot subclass. It only wires: gather a snapshot, plan, review, execute, record.
 
-All decisions are plain functions in `trading/` (protect, exit policy, trim, hedge, enter) over the
-snapshot, reviewed by the risk controller; the venue (strategies/venues.py) says where the snapshot
-comes from and how orders are confirmed: Lumibot's backtester, or Alpaca through Lumibot's broker.
+All decisions are plain functions in `trading/steps/` (protect, exit policy, trim, hedge, enter) over
+the snapshot, reviewed by the risk controller (`trading/risk/`) and carried out by the executor
+(`trading/execution/`) through a venue that says where the snapshot comes from and how orders are
+confirmed: Lumibot's backtester (backtest/venue.py), or Alpaca through Lumibot's broker
+(broker/alpaca_venue.py).
 Parameters (passed by the backtest runner or the live launcher):
   settings        trading.settings.Settings (required)
   indicator_book  an IndicatorBook computed once per series (backtests)
@@ -24,25 +26,28 @@ from lumibot.entities import Asset
 from lumibot.entities import Order as LumiOrder
 from lumibot.strategies import Strategy
 
+from backtest.venue import BacktestVenue
+from broker.alpaca_venue import AlpacaVenue
 from broker.errors import BrokerUnavailable
 from broker.fills import FillWatcher
 from broker.reconcile import reconcile
 from broker.snapshot import session_now
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
 from models.meta_model import MetaModel, threshold_warning
-from strategies.venues import AlpacaVenue, BacktestVenue, floor_time
 from trading.confidence import RuleConfidence
-from trading.decision_log import DecisionLog
-from trading.executor import Executor
+from trading.execution.executor import Executor
 from trading.indicators import MIN_HISTORY_BARS, IndicatorBook
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.journal import Journal
-from trading.ledger import Fill, Ledger
-from trading.planner import plan_iteration
+from trading.orders import OrderIds, floor_time
+from trading.records.decision_log import DecisionLog
+from trading.records.journal import Journal
+from trading.records.ledger import Fill, Ledger
 from trading.risk import build_risk
 from trading.settings import Settings, sleeptime_minutes
 from trading.sizing import kelly_risk_cap
 from trading.snapshot import LOOKUP_COLUMNS, Holding, OpenOrder, Snapshot
+from trading.steps.planner import plan_iteration
+from trading.steps.protection import plan_protection
 
 logger = logging.getLogger("trader.strategy")
 STRATEGY_ID = "combined"
@@ -257,9 +262,6 @@ class CombinedStrategy(Strategy):
         except BrokerUnavailable as exc:
             self.decision_log.note(now, "protect", f"shutdown protection check impossible: {exc}", "warning")
             return
-        from trading.orders import OrderIds
-        from trading.protection import plan_protection
-
         result = plan_protection(snap, self.settings, OrderIds(STRATEGY_ID, floor_time(now, 1)))
         for d in result.decisions:
             self.decision_log.record(now, d)

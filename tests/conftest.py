@@ -18,3 +18,21 @@ from trading.settings import Settings  # noqa: E402
 @pytest.fixture
 def settings() -> Settings:
     return Settings.defaults()
+
+
+@pytest.fixture
+def close_bots():
+    """Live tests: close every bot a test built (their HTTP sessions and journals), as a process exit would."""
+    from tests.live_harness import RUNNING
+
+    yield
+    while RUNNING:
+        RUNNING.pop().close()
+
+
+@pytest.fixture(scope="module")
+def day_bars():
+    """The scripted trading day of tests/live_harness.py (built once per module)."""
+    from tests.live_harness import scripted_market
+
+    return scripted_market()

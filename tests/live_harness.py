@@ -26,7 +26,7 @@ from broker.gateway import AlpacaGateway
 from broker.launcher import build_strategy
 from marketdata.sessions import hourly_bars, nyse_sessions, sessions_before
 from tests.fake_alpaca import FakeAlpaca
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.settings import Settings
 
 NY = "America/New_York"

@@ -117,7 +117,7 @@ def test_secrets_reach_no_report_file(q1):
 
 def test_moved_stops_fill_at_their_new_level_and_the_journal_matches(q1):
     run, *_ = q1
-    from trading.journal import Journal
+    from trading.records.journal import Journal
 
     closed = Journal(run.out_dir / "journal.sqlite").frame("closed_trades")
     assert len(closed) == len(run.strategy.ledger.trades)

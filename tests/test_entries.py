@@ -5,9 +5,9 @@ import pytest
 
 from tests.builders import Fixed, snapshot
 from trading.confidence import RuleConfidence
-from trading.entries import plan_entries
 from trading.orders import BracketOrder, OrderIds
 from trading.snapshot import OpenOrder
+from trading.steps.entries import plan_entries
 
 IDS = OrderIds("combined", snapshot().now)
 

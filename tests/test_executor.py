@@ -13,13 +13,11 @@ from decimal import Decimal
 
 import pytest
 
-from strategies.venues import Submitted
 from tests.builders import NOW, snapshot
-from trading.decision_log import DecisionLog
-from trading.executor import MAX_ID_RETRIES, Executor, next_client_id
+from trading.execution.executor import MAX_ID_RETRIES, Executor, next_client_id
+from trading.execution.resize import BrokerPosition
+from trading.execution.venue import Submitted
 from trading.intents import Intent, IntentKind
-from trading.journal import Journal
-from trading.ledger import Ledger
 from trading.orders import (
     BracketOrder,
     LimitOrder,
@@ -29,7 +27,9 @@ from trading.orders import (
     client_order_id,
     role_from_client_id,
 )
-from trading.resize import BrokerPosition
+from trading.records.decision_log import DecisionLog
+from trading.records.journal import Journal
+from trading.records.ledger import Ledger
 from trading.settings import Settings
 
 SYM = "AAPL"

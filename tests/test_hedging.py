@@ -5,9 +5,9 @@ import math
 import pytest
 
 from tests.builders import market, oco_legs, snapshot
-from trading.hedging import choose_inverse, measure_breadth, plan_hedge
 from trading.orders import BracketOrder, MarketOrder, OrderIds
 from trading.snapshot import OpenOrder
+from trading.steps.hedging import choose_inverse, measure_breadth, plan_hedge
 
 IDS = OrderIds("combined", snapshot().now)
 BELLS = ("AAPL", "MSFT", "GOOGL", "NVDA", "TSLA")

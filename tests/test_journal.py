@@ -11,13 +11,13 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import ROOT
-from trading.journal import Journal
+from trading.records.journal import Journal
 
 WRITER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[2])
 from datetime import datetime, timedelta
-from trading.journal import Journal
+from trading.records.journal import Journal
 j = Journal(sys.argv[1])
 t = datetime(2024, 1, 2, 9, 30)
 for k in range(100000):

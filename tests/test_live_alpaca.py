@@ -16,7 +16,6 @@ import pytest
 from tests.fake_alpaca import FakeAlpaca
 from tests.live_harness import (
     NY,
-    RUNNING,
     LiveBot,
     accepted_orders,
     duplicate_orders,
@@ -31,18 +30,7 @@ OPEN = "2024-03-05 09:31"  # a minute into the scripted day (Tuesday)
 # the breadth gate holds new longs back while the bellwethers are overbought (the first hours of the scripted
 # day); tests that need an entry in the busy first hour switch it off
 GATE_OFF = {"BREADTH_ENTRY_GATE": "false"}
-
-
-@pytest.fixture(autouse=True)
-def close_bots():
-    yield
-    while RUNNING:
-        RUNNING.pop().close()
-
-
-@pytest.fixture(scope="module")
-def day_bars() -> dict[str, pd.DataFrame]:
-    return scripted_market()
+pytestmark = pytest.mark.usefixtures("close_bots")
 
 
 def start_server(bars, now: str = OPEN, xom_weight: float = 0.25, **kw) -> FakeAlpaca:
@@ -441,7 +429,7 @@ AGREE = (("JPM", -16, 16, -0.012), ("JPM", 0, 3, 0.02), ("JPM", 3, 3, -0.03))
 
 def test_the_backtest_and_the_live_bot_move_the_same_stop_to_the_same_price_and_fill_it_there(tmp_path):
     from backtest.runner import BacktestConfig, execute, prepare
-    from trading.journal import Journal
+    from trading.records.journal import Journal
     from trading.settings import Settings
 
     bars = scripted_market(shapes=AGREE, symbols=("JPM", "AAPL", "SPY", "QQQ"))

@@ -11,34 +11,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from strategies.venues import floor_time
 from tests.fake_alpaca import FakeAlpaca
 from tests.live_harness import (
     NY,
-    RUNNING,
     LiveBot,
     duplicate_orders,
     order_rejections,
     scripted_market,
     unprotected_positions,
 )
-from trading.executor import next_client_id
-from trading.orders import OcoOrder, OrderIds
+from trading.execution.executor import next_client_id
+from trading.orders import OcoOrder, OrderIds, floor_time
 
 OPEN = "2024-03-05 09:31"
 GATE_OFF = {"BREADTH_ENTRY_GATE": "false"}
-
-
-@pytest.fixture(autouse=True)
-def close_bots():
-    yield
-    while RUNNING:
-        RUNNING.pop().close()
-
-
-@pytest.fixture(scope="module")
-def day_bars() -> dict[str, pd.DataFrame]:
-    return scripted_market()
+pytestmark = pytest.mark.usefixtures("close_bots")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ from models.meta_model import ModelError, load_meta_model
 from models.train import build_dataset, train, write_model
 from models.validation import walk_forward
 from trading.confidence import RuleConfidence
-from trading.entries import plan_entries
 from trading.indicators import IndicatorBook, completed_bars, market_frames
 from trading.orders import OrderIds
-from trading.planner import plan_iteration
 from trading.settings import Settings
 from trading.snapshot import Snapshot
+from trading.steps.entries import plan_entries
+from trading.steps.planner import plan_iteration
 
 S = Settings.defaults()
 PARAMS = FeatureParams.from_settings(S)

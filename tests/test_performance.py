@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from trading.journal import Journal
-from trading.performance import blocked_by_gate, render, tables
+from trading.records.journal import Journal
+from trading.records.performance import blocked_by_gate, render, tables
 
 T0 = datetime(2024, 1, 2, 10, 30)
 

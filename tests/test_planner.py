@@ -2,8 +2,8 @@
 
 from tests.builders import Fixed, oco_legs, snapshot
 from trading.intents import IntentKind, Step
-from trading.planner import plan_iteration
 from trading.snapshot import OpenOrder
+from trading.steps.planner import plan_iteration
 
 
 def test_steps_run_in_the_designed_order(settings):
@@ -85,8 +85,8 @@ def _intent_decision(kind, symbol="AAPL"):
 
 
 def test_precedence_table_keeps_exactly_the_higher_intent_of_every_pair():
-    """The table in trading/planner.py's docstring, walked pair by pair in both orders."""
-    from trading.planner import PRECEDENCE, arbitrate
+    """The table in trading/steps/planner.py's docstring, walked pair by pair in both orders."""
+    from trading.steps.planner import PRECEDENCE, arbitrate
 
     assert len(set(PRECEDENCE)) == len(IntentKind), "every intent kind has a rank"
     for i, high in enumerate(PRECEDENCE):
@@ -101,7 +101,7 @@ def test_precedence_table_keeps_exactly_the_higher_intent_of_every_pair():
 
 
 def test_arbitration_leaves_other_symbols_and_a_single_intent_alone():
-    from trading.planner import arbitrate
+    from trading.steps.planner import arbitrate
 
     out = arbitrate([_intent_decision(IntentKind.PROTECT, "AAPL"), _intent_decision(IntentKind.TRIM, "MSFT"),
                      _intent_decision(IntentKind.PROTECT, "MSFT"), _intent_decision(IntentKind.ENTER, "XOM")])
@@ -115,7 +115,7 @@ def _stale_trade(symbol, qty, entry, hours, **kw):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from trading.ledger import Lot
+    from trading.records.ledger import Lot
 
     return Lot(symbol, qty, entry, datetime(2024, 3, 1, 9, 30, tzinfo=ZoneInfo("America/New_York")), "entry",
                entry * 0.95, entry * 0.95, entry * 1.15, hours_held=hours, **kw)

@@ -7,7 +7,7 @@ import pytest
 from tests.builders import oco_legs, snapshot
 from trading.intents import IntentKind
 from trading.orders import MarketOrder, OcoOrder, OrderIds
-from trading.protection import plan_protection
+from trading.steps.protection import plan_protection
 
 IDS = OrderIds("combined", snapshot().now)
 

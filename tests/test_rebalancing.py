@@ -7,8 +7,8 @@ import pytest
 from tests.builders import oco_legs, snapshot
 from trading.intents import IntentKind
 from trading.orders import MarketOrder, OcoOrder, OrderIds
-from trading.protection import Levels
-from trading.rebalancing import plan_trims
+from trading.steps.protection import Levels
+from trading.steps.rebalancing import plan_trims
 
 IDS = OrderIds("combined", snapshot().now)
 

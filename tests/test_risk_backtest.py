@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from backtest.runner import BacktestConfig, execute, prepare
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.settings import Settings
 
 CRASH = pd.Timestamp("2024-02-12 09:30", tz="America/New_York")

@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.builders import snapshot
-from trading.exits import plan_exits
 from trading.intents import IntentKind
-from trading.ledger import Lot
 from trading.orders import MarketOrder, OcoOrder, OrderIds, StopUpdate
+from trading.records.ledger import Lot
 from trading.settings import Settings
 from trading.sizing import bracket_levels, confidence_factor, entry_size, kelly_risk_cap
 from trading.snapshot import OpenOrder
+from trading.steps.exits import plan_exits
 
 S = Settings.defaults()
 NY = ZoneInfo("America/New_York")

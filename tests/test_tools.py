@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from trading.journal import Journal
 from trading.orders import LimitOrder, MarketOrder, Refusal, build_market
+from trading.records.journal import Journal
 from trading.risk.controller import COMMAND_KEY
 
 

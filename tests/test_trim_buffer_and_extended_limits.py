@@ -15,8 +15,8 @@ from trading.orders import (
     is_valid_increment,
     tick_for,
 )
-from trading.rebalancing import plan_trims
 from trading.settings import Settings
+from trading.steps.rebalancing import plan_trims
 
 IDS = OrderIds("combined", snapshot().now)
 

@@ -18,6 +18,8 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Literal
 
+import pandas as pd
+
 CENT = Decimal("0.01")
 SUB_DOLLAR_TICK = Decimal("0.0001")
 ONE = Decimal("1")
@@ -322,3 +324,9 @@ def request_fields(order: Order) -> dict:
         return {**base, "side": order.side, "type": "limit", "order_class": "simple",
                 "limit_price": str(order.limit_price), "extended_hours": order.extended_hours}
     return {**base, "side": order.side, "type": "market", "order_class": "simple"}
+
+
+def floor_time(now, sleeptime_minutes: float) -> pd.Timestamp:
+    """The iteration's slot (e.g. the hour): a restart within the same slot produces the same client order
+    ids, so Alpaca refuses a second copy of any order already sent."""
+    return pd.Timestamp(now).floor(f"{max(int(sleeptime_minutes), 1)}min")

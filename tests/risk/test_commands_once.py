@@ -4,7 +4,7 @@ after a restart, and a resume given last week lifts nothing the rules trip today
 from datetime import timedelta
 
 from tests.risk.helpers import T0, entry_decision, protect_decision, s, snap_at
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.risk.controller import COMMAND_KEY, RiskController
 from trading.risk.verdict import Mode
 

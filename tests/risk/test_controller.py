@@ -6,7 +6,7 @@ import pytest
 
 from tests.risk.helpers import T0, entry_decision, protect_decision, s, snap_at, tracker
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.risk.circuit_breaker import circuit_breaker
 from trading.risk.controller import COMMAND_KEY, NullRiskController, RiskController
 from trading.risk.loss_limits import daily_loss, weekly_loss

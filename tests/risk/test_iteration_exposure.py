@@ -2,7 +2,7 @@
 
 from tests.builders import snapshot
 from tests.risk.helpers import T0, entry_decision, s
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.risk.controller import RiskController
 
 

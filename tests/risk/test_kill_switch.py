@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from tests.builders import snapshot
 from tests.risk.helpers import T0, entry_decision, protect_decision, s, snap_at
-from trading.journal import Journal
+from trading.records.journal import Journal
 from trading.risk.controller import COMMAND_KEY, RiskController
 from trading.risk.kill_switch import kill_switch_file
 from trading.risk.verdict import Mode
@@ -64,9 +64,9 @@ def test_removing_the_kill_switch_file_does_not_resume_only_the_resume_command_d
 
 def test_halt_cancels_open_entry_orders_only_and_flatten_cancels_and_sells_everything():
     from tests.builders import oco_legs
-    from trading.halt import plan_cancel_entries, plan_flatten
     from trading.orders import MarketOrder, OrderIds
     from trading.snapshot import OpenOrder
+    from trading.steps.halt import plan_cancel_entries, plan_flatten
 
     entry = OpenOrder("e1", "NVDA", "buy", "market", 10, order_class="bracket")
     legs = oco_legs("AAPL", 20, 95.0, 115.0)
@@ -85,9 +85,9 @@ def test_halt_cancels_open_entry_orders_only_and_flatten_cancels_and_sells_every
 
 def test_flatten_buys_back_a_short_after_cancelling_its_orders():
     """Defect 2: with a short present, flatten only ever sold longs, so it never completed."""
-    from trading.halt import plan_flatten
     from trading.orders import OrderIds
     from trading.snapshot import OpenOrder
+    from trading.steps.halt import plan_flatten
 
     stray = OpenOrder("s1", "TSLA", "sell", "limit", 3, limit_price=250.0)
     snap = snapshot(cash=50_000, holdings=[("TSLA", -146, 200.0), ("AAPL", 10, 100.0)], orders=(stray,),

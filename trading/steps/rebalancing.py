@@ -14,9 +14,9 @@ import math
 
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import Refusal, build_market, build_oco
-from trading.protection import Levels, default_levels
 from trading.settings import Settings
 from trading.snapshot import Snapshot
+from trading.steps.protection import Levels, default_levels
 
 
 def plan_trims(snap: Snapshot, s: Settings, levels: dict[str, Levels], exiting: set[str], ids) -> list[Decision]:

@@ -2,7 +2,7 @@
 
 WAL mode, and every write is one transaction (`with self.conn:`), so a crash at any point leaves the
 file consistent: a decision batch, an order with its response, or a trade's close is either all
-there or not there. The journal is the source for performance reports (trading/performance.py), for
+there or not there. The journal is the source for performance reports (trading/records/performance.py), for
 the risk controller's state across restarts, and (live) for matching broker orders to decisions by
 client order id. `:memory:` gives a throwaway journal for tests.
 """

@@ -18,8 +18,8 @@ import math
 from decimal import ROUND_FLOOR
 
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.ledger import Lot
 from trading.orders import CENT, Refusal, StopUpdate, build_market, build_oco, to_tick
+from trading.records.ledger import Lot
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 

@@ -24,17 +24,17 @@ replaces the plan with closing everything.
 from dataclasses import replace
 
 from trading.confidence import ConfidenceModel
-from trading.entries import plan_entries
-from trading.exits import plan_exits
-from trading.halt import plan_cancel_entries, plan_flatten
-from trading.hedging import measure_breadth, plan_hedge
 from trading.intents import Decision, IntentKind, Plan, Step
 from trading.orders import MARKET_BUY_COLLAR, OrderIds
-from trading.protection import plan_protection
-from trading.rebalancing import plan_trims
 from trading.risk.verdict import Mode
 from trading.settings import Settings
 from trading.snapshot import Snapshot
+from trading.steps.entries import plan_entries
+from trading.steps.exits import plan_exits
+from trading.steps.halt import plan_cancel_entries, plan_flatten
+from trading.steps.hedging import measure_breadth, plan_hedge
+from trading.steps.protection import plan_protection
+from trading.steps.rebalancing import plan_trims
 
 K = IntentKind
 PRECEDENCE: tuple[IntentKind, ...] = (K.FLATTEN, K.EXIT, K.TIME_EXIT, K.UNHEDGE, K.PARTIAL, K.TRIM, K.CANCEL,

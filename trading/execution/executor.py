@@ -22,6 +22,7 @@ import math
 from dataclasses import replace
 from datetime import datetime
 
+from trading.execution.resize import BrokerPosition, changes_position, fit_to_position
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import (
     BracketOrder,
@@ -36,8 +37,7 @@ from trading.orders import (
     role_from_client_id,
     to_tick,
 )
-from trading.protection import default_levels
-from trading.resize import BrokerPosition, changes_position, fit_to_position
+from trading.steps.protection import default_levels
 
 DEAD = ("canceled", "expired", "rejected", "pending_cancel", "done_for_day", "suspended", "stopped")
 MAX_ID_RETRIES = 5  # ids derived after dead orders with the same id: more means something else is wrong

@@ -81,7 +81,7 @@ class Lot:
 
 @dataclass
 class Ledger:
-    journal: object = None  # trading.journal.Journal
+    journal: object = None  # trading.records.journal.Journal
     hedged: callable = lambda: False  # whether a hedge is on now (recorded on closed trades)
     roles: dict[str, str] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
