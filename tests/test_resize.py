@@ -295,7 +295,7 @@ def held(draw):
     if how == "all":
         available = qty
     elif how == "some":
-        available = draw(st.floats(0, max(qty, 0.0), allow_nan=False))
+        available = draw(st.floats(0, max(0.0, qty), allow_nan=False))  # max(-0.0, 0.0) is -0.0
     elif how == "none":
         available = 0.0
     else:
