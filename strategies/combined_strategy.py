@@ -51,6 +51,7 @@ from trading.steps.protection import plan_protection
 
 logger = logging.getLogger("trader.strategy")
 STRATEGY_ID = "combined"
+LIVE_RECORDS_KEPT = 5_000  # decision lines kept in memory by a live bot (tools and tests read the recent ones)
 
 
 class CombinedStrategy(Strategy):
@@ -66,7 +67,8 @@ class CombinedStrategy(Strategy):
         self.features = FeatureParams.from_settings(self.settings) if isinstance(self.scorer, MetaModel) else None
         self.cost_basis: dict[str, float] = dict(p.get("cost_basis") or {})
         self.journal = p.get("journal") or Journal(p.get("journal_path") or self.settings.journal_path)
-        self.decision_log = DecisionLog(self.journal)
+        # live: the journal keeps every line; memory keeps the recent ones (a soak grew without bound)
+        self.decision_log = DecisionLog(self.journal, LIVE_RECORDS_KEPT if p.get("gateway") is not None else None)
         self.ledger = Ledger(journal=self.journal, hedged=self._hedged_now)
         restored = self.ledger.restore()
         self.risk = build_risk(self.settings, self.journal, self.bar_period)

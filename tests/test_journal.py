@@ -74,3 +74,21 @@ def test_state_and_orders_round_trip(tmp_path):
     j = Journal(tmp_path / "j.sqlite")
     assert j.order_by_client_id("cid-1")["broker_order_id"] == "b-1"
     assert j.get_state("risk") == {"holds": [1]}
+
+
+def test_a_live_decision_log_keeps_only_recent_lines_in_memory_and_all_in_the_journal():
+    """The soak (bench/bench_soak.py) showed memory growing with every decision line of a long-running bot."""
+    from datetime import datetime
+
+    from trading.records.decision_log import DecisionLog
+
+    j = Journal(":memory:")
+    live = DecisionLog(j, keep=3)
+    for i in range(5):
+        live.note(datetime(2024, 3, 5, 10, i), "plan", f"line {i}")
+    assert [r["reason"] for r in live.records] == ["line 2", "line 3", "line 4"]
+    assert list(j.frame("decisions")["reason"]) == [f"line {i}" for i in range(5)]
+    backtest = DecisionLog(None)
+    for i in range(5):
+        backtest.note(datetime(2024, 3, 5, 10, i), "plan", f"line {i}")
+    assert len(backtest.frame()) == 5, "a backtest's report writes every line"

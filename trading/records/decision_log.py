@@ -2,6 +2,7 @@
 each iteration's batch written to the journal in one transaction."""
 
 import logging
+from collections import deque
 from datetime import datetime
 
 import pandas as pd
@@ -13,9 +14,11 @@ RECORDED = ("confidence", "source", "rsi", "breadth", "pnl_pct", "qty", "price",
 
 
 class DecisionLog:
-    def __init__(self, journal=None) -> None:
+    def __init__(self, journal=None, keep: int | None = None) -> None:
+        """`keep`: how many recent records stay in memory (live: the journal has them all, and a bot that runs
+        for months must not grow with every line); None keeps all (a backtest's report writes them out)."""
         self.journal = journal
-        self.records: list[dict] = []
+        self.records: list[dict] | deque[dict] = deque(maxlen=keep) if keep else []
 
     def _row(self, now: datetime, d: Decision) -> dict:
         row = {"time": now, "step": d.step.value, "symbol": d.symbol or "", "action": d.action, "level": d.level,

@@ -1,0 +1,139 @@
+"""Live fills read back from the broker (broker/fills.py), unit by unit: every fill recorded once, with the
+right role, quantity and price, including the fills that happen while the bot is down.
+
+The broker at the edge is a stand-in that answers `order(id)` from a dict of Alpaca-shaped orders (the fields
+alpaca-py's Order has); the journal and ledger are the real ones.
+"""
+
+from datetime import datetime
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from broker.fills import STATE_KEY, FillWatcher, leg_role
+from trading.records.journal import Journal
+from trading.records.ledger import Ledger
+
+NY = ZoneInfo("America/New_York")
+T0 = datetime(2024, 3, 5, 10, 30, tzinfo=NY)
+T1 = datetime(2024, 3, 5, 11, 30, tzinfo=NY)
+
+
+def order(oid, symbol="JPM", side="buy", type_="market", status="new", filled=0.0, avg=None, cid=None,
+          legs=None, stop=None, limit=None, filled_at=None):
+    return SimpleNamespace(id=oid, symbol=symbol, side=SimpleNamespace(value=side), type=SimpleNamespace(value=type_),
+                           status=SimpleNamespace(value=status), filled_qty=str(filled) if filled else None,
+                           filled_avg_price=str(avg) if avg is not None else None, client_order_id=cid or f"x-{oid}",
+                           legs=legs, stop_price=stop, limit_price=limit, filled_at=filled_at)
+
+
+class Broker:
+    """The edge: Alpaca's GET /v2/orders/{id}, from a dict; records what was asked."""
+
+    def __init__(self, **orders):
+        self.orders, self.asked = dict(orders), []
+
+    def order(self, oid):
+        self.asked.append(oid)
+        return self.orders[oid]
+
+
+@pytest.fixture
+def world():
+    journal = Journal(":memory:")
+    return SimpleNamespace(journal=journal, ledger=Ledger(journal=journal), watcher=FillWatcher(journal))
+
+
+def test_leg_roles_come_from_the_leg_type():
+    assert leg_role(order("a", type_="limit")) == "target"
+    assert leg_role(order("b", type_="stop")) == "stop"
+    assert leg_role(order("c", type_="stop_limit")) == "stop"
+
+
+def test_an_entry_that_filled_between_iterations_opens_a_trade_with_its_bracket_levels(world):
+    legs = [order("tp", side="sell", type_="limit", status="new", limit=115.0),
+            order("sl", side="sell", type_="stop", status="held", stop=95.0)]
+    entry = order("e1", status="filled", filled=10, avg=100.0, cid="combined-JPM-enter-20240305T0900-abc",
+                  legs=legs, filled_at=T0)
+    world.watcher.track("e1", "JPM", "buy", "entry")
+    notes = world.watcher.sync(Broker(e1=entry), world.ledger, [], T1)
+    assert notes == ["JPM: buy 10 filled at 100.00 (entry)"]
+    lot = world.ledger.open_trades()["JPM"]
+    assert (lot.qty, lot.price, lot.time, lot.kind) == (10, 100.0, T0, "entry")
+    assert (lot.stop, lot.initial_stop, lot.target) == (95.0, 95.0, 115.0)
+    assert set(world.watcher.watch) == {"tp", "sl"}, "the filled entry is done; its legs are watched now"
+    assert world.watcher.watch["tp"]["role"] == "target" and world.watcher.watch["sl"]["role"] == "stop"
+    assert world.journal.get_state(STATE_KEY) == world.watcher.watch, "the watch list survives a restart"
+
+
+def test_a_partial_fill_is_recorded_once_and_the_rest_at_its_own_average(world):
+    world.watcher.track("s1", "JPM", "sell", "trim")
+    world.ledger.open_lot("JPM", 30, 90.0, T0, "entry", 85.0, 110.0)
+    part = order("s1", side="sell", status="partially_filled", filled=10, avg=100.0)
+    assert world.watcher.sync(Broker(), world.ledger, [part], T0) == ["JPM: sell 10 filled at 100.00 (trim)"]
+    assert world.watcher.sync(Broker(), world.ledger, [part], T0) == [], "the same 10 shares are not counted twice"
+    done = order("s1", side="sell", status="filled", filled=30, avg=101.0)  # 10 @ 100 then 20 @ 101.5
+    assert world.watcher.sync(Broker(s1=done), world.ledger, [], T1) == ["JPM: sell 20 filled at 101.50 (trim)"]
+    assert "s1" not in world.watcher.watch
+    fills = world.journal.frame("fills")
+    assert list(fills["qty"]) == [10, 20] and list(fills["price"]) == [100.0, 101.5]
+    assert list(fills["role"]) == ["trim", "trim"]
+    assert "JPM" not in world.ledger.open_trades()
+
+
+def test_an_order_still_open_and_unfilled_is_kept_and_nothing_is_recorded(world):
+    world.watcher.track("o1", "JPM", "sell", "protect")
+    broker = Broker()
+    assert world.watcher.sync(broker, world.ledger, [order("o1", side="sell", type_="limit")], T0) == []
+    assert "o1" in world.watcher.watch and broker.asked == [], "an open order is read from the open list"
+    assert world.journal.frame("fills").empty
+
+
+@pytest.mark.parametrize("status", ["canceled", "expired", "rejected", "replaced", "done_for_day", "stopped",
+                                    "suspended"])
+def test_a_terminal_order_without_a_fill_is_dropped_from_the_watch(world, status):
+    world.watcher.track("o1", "JPM", "sell", "protect")
+    assert world.watcher.sync(Broker(o1=order("o1", status=status)), world.ledger, [], T0) == []
+    assert world.watcher.watch == {}
+
+
+def test_open_orders_found_are_watched_from_what_already_filled_with_their_roles(world):
+    legs = [order("tp", side="sell", type_="limit"), order("sl", side="sell", type_="stop", status="held")]
+    found = [order("e1", status="partially_filled", filled=4, avg=50.0, legs=legs,
+                   cid="combined-JPM-enter-20240305T0900-abc"),
+             order("h1", symbol="SH", side="sell", cid="someone-else"),
+             order("b1", symbol="XOM", cid="by-hand")]
+    world.watcher.track("sl", "JPM", "sell", "custom")  # already watched: kept as it is
+    world.watcher.track_open(found)
+    w = world.watcher.watch
+    assert w["e1"] == {"symbol": "JPM", "side": "buy", "role": "entry", "filled": 4.0, "avg": 50.0}
+    assert w["tp"]["role"] == "target" and w["sl"]["role"] == "custom"
+    assert w["h1"]["role"] == "unknown" and w["b1"]["role"] == "entry"
+    assert w["h1"]["filled"] == 0.0 and w["h1"]["avg"] == 0.0
+    # what filled before it was seen is already in the position: only growth counts
+    grown = order("e1", status="filled", filled=10, avg=52.0, legs=legs)
+    assert world.watcher.sync(Broker(e1=grown, h1=found[1], b1=found[2], tp=legs[0], sl=legs[1]), world.ledger,
+                              [], T1)[0] == "JPM: buy 6 filled at 53.33 (entry)"
+
+
+def test_a_fill_without_a_broker_time_is_stamped_now_and_the_watch_is_journalled(world):
+    world.watcher.track("s1", "JPM", "sell", "exit")
+    world.ledger.open_lot("JPM", 5, 10.0, T0, "entry", 9.5, 11.5)
+    world.watcher.sync(Broker(s1=order("s1", side="sell", status="filled", filled=5, avg=9.0)), world.ledger, [],
+                       T1)
+    (fill,) = world.ledger.fills
+    assert (fill.time, fill.qty, fill.price, fill.role, fill.order_id) == (T1, 5, 9.0, "exit", "s1")
+    assert world.journal.get_state(STATE_KEY) == {}
+    restarted = FillWatcher(world.journal)
+    assert restarted.watch == {}
+
+
+def test_a_sale_with_legs_never_sets_levels_only_a_buy_does(world):
+    legs = [order("tp", side="sell", type_="limit", limit=20.0), order("sl", side="sell", type_="stop", stop=5.0)]
+    world.ledger.open_lot("JPM", 5, 10.0, T0, "entry", 9.5, 11.5)
+    world.watcher.track("s1", "JPM", "sell", "exit")
+    world.watcher.sync(Broker(s1=order("s1", side="sell", status="filled", filled=2, avg=10.0, legs=legs)),
+                       world.ledger, [], T1)
+    lot = world.ledger.open_trades()["JPM"]
+    assert (lot.stop, lot.target) == (9.5, 11.5)
