@@ -60,7 +60,7 @@ def reconcile(gateway: AlpacaGateway, journal: Journal, ledger: Ledger, watcher:
     trades = ledger.open_trades()
     adopted = []
     for sym, p in positions.items():
-        if sym not in trades:
+        if sym not in trades and float(p.qty) > 0:  # a short is never a trade of this long-only bot: step 1 covers it
             ledger.open_lot(sym, float(p.qty), float(p.avg_entry_price), now, "legacy")
             ledger.update(sym)
             adopted.append(sym)
