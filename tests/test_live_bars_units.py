@@ -1,0 +1,105 @@
+"""The live bar window (broker/live_bars.py), unit by unit: what is fetched when, what is kept, what the
+indicators see. The gateway at the edge is a stand-in that serves bars from a frame and records each request."""
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from broker.live_bars import LiveBars, window_days
+from marketdata.sessions import hourly_bars, sessions_before
+
+NY = "America/New_York"
+HOUR = pd.Timedelta(hours=1)
+
+
+def bars_for(symbols, sessions=30, extra_hours=()):
+    grid = hourly_bars(sessions_before(pd.Timestamp("2024-03-06"), sessions)).index
+    grid = grid.append(pd.DatetimeIndex([pd.Timestamp(h, tz=NY) for h in extra_hours])) if extra_hours else grid
+    out = {}
+    for k, sym in enumerate(symbols):
+        close = 100.0 + k + np.arange(len(grid)) * 0.01
+        out[sym] = pd.DataFrame({"open": close, "high": close + 0.5, "low": close - 0.5, "close": close,
+                                 "volume": 1000.0}, index=grid)
+    return out
+
+
+class Gateway:
+    def __init__(self, frames):
+        self.frames, self.requests = frames, []
+
+    def bars(self, symbols, bar_period, start, end):
+        self.requests.append((tuple(symbols), start, end))
+        return {s: f[(f.index >= start) & (f.index <= end)] for s, f in self.frames.items()
+                if s in symbols and len(f[(f.index >= start) & (f.index <= end)])}
+
+
+def test_window_days_hold_the_history_with_room_for_weekends_and_holidays():
+    assert window_days(400, HOUR) == int(400 / 6.5 * 1.5) + 10 == 102
+    assert window_days(1500, HOUR) == int(1500 / 6.5 * 1.5) + 10
+    assert window_days(400, pd.Timedelta(days=1)) == 610
+    assert window_days(100, pd.Timedelta(minutes=30)) == int(100 / 13 * 1.5) + 10
+
+
+def test_the_first_update_of_a_day_fetches_the_window_then_only_from_the_last_bar():
+    gw = Gateway(bars_for(["AAPL", "MSFT"]))
+    lb = LiveBars(gw, HOUR, history_bars=50)
+    now = pd.Timestamp("2024-03-05 12:31", tz=NY)
+    first = lb.update(["AAPL", "MSFT"], now)
+    (symbols, start, end), = gw.requests
+    assert symbols == ("AAPL", "MSFT") and end == now and start == now - timedelta(days=window_days(50, HOUR))
+    assert set(first) == {"AAPL", "MSFT"} and len(first["AAPL"]) == 50
+    assert first["AAPL"].index[-1] == pd.Timestamp("2024-03-05 11:30", tz=NY), "only bars that ended by now"
+    later = now + HOUR
+    second = lb.update(["AAPL", "MSFT"], later)
+    (symbols, start, end) = gw.requests[1]
+    assert start == pd.Timestamp("2024-03-05 12:30", tz=NY), "from the last bar held (it may have been forming)"
+    assert second["AAPL"].index[-1] == pd.Timestamp("2024-03-05 12:30", tz=NY) and len(second["AAPL"]) == 50
+    pd.testing.assert_frame_equal(second["AAPL"], gw.frames["AAPL"].loc[:"2024-03-05 12:30"].iloc[-50:],
+                                  check_freq=False)
+
+
+def test_a_new_day_fetches_everything_again_and_a_new_symbol_gets_its_own_full_fetch():
+    gw = Gateway(bars_for(["AAPL", "MSFT", "SH"]))
+    lb = LiveBars(gw, HOUR, history_bars=20)
+    day1 = pd.Timestamp("2024-03-04 15:31", tz=NY)
+    lb.update(["AAPL"], day1)
+    lb.update(["AAPL", "SH"], day1 + HOUR / 2)
+    assert [r[0] for r in gw.requests] == [("AAPL",), ("SH",), ("AAPL",)]
+    assert gw.requests[1][1] == day1 + HOUR / 2 - lb.window, "the newcomer: the whole window"
+    day2 = pd.Timestamp("2024-03-05 09:45", tz=NY)
+    lb.update(["AAPL", "SH"], day2)
+    assert gw.requests[-1][0] == ("AAPL", "SH") and gw.requests[-1][1] == day2 - lb.window
+
+
+def test_bars_outside_the_regular_session_are_dropped_and_at_most_the_history_is_returned():
+    frames = bars_for(["AAPL"], extra_hours=("2024-03-05 08:00", "2024-03-05 16:00", "2024-03-05 17:00"))
+    frames["AAPL"] = frames["AAPL"].sort_index()
+    lb = LiveBars(Gateway(frames), HOUR, history_bars=30)
+    out = lb.update(["AAPL"], pd.Timestamp("2024-03-05 19:00", tz=NY))
+    hours = {t.hour for t in out["AAPL"].index}
+    assert hours <= set(range(9, 16)) and len(out["AAPL"]) == 30
+    assert len(lb.frames["AAPL"]) <= 30 + 50, "a little more than needed is kept, not the whole history"
+
+
+def test_a_symbol_without_data_is_left_out_and_keeps_what_it_had():
+    gw = Gateway(bars_for(["AAPL"]))
+    lb = LiveBars(gw, HOUR, history_bars=10)
+    now = pd.Timestamp("2024-03-05 12:31", tz=NY)
+    out = lb.update(["AAPL", "NODATA"], now)
+    assert set(out) == {"AAPL"}
+    assert "NODATA" in lb.frames and lb.frames["NODATA"].empty
+    gw.frames = {}  # the feed answers nothing for the next hour: what was held is used, the bar that was
+    again = lb.update(["AAPL"], now + HOUR)  # still forming an hour ago now counts as completed
+    assert len(again["AAPL"]) == 10 and again["AAPL"].index[-1] == out["AAPL"].index[-1] + HOUR
+
+
+@pytest.mark.parametrize("period, history", [(pd.Timedelta(days=1), 15)])
+def test_daily_bars_are_not_cut_to_session_hours(period, history):
+    idx = pd.date_range("2024-01-02", periods=40, freq="B", tz=NY)  # stamped at midnight, as Alpaca does
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": np.arange(40.0), "volume": 1.0},
+                         index=idx)
+    lb = LiveBars(Gateway({"SPY": frame}), period, history)
+    out = lb.update(["SPY"], pd.Timestamp("2024-02-27 12:00", tz=NY))
+    assert len(out["SPY"]) == history and out["SPY"].index[-1] < pd.Timestamp("2024-02-27", tz=NY)
