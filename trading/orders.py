@@ -49,8 +49,8 @@ def to_tick(price: float | Decimal, rounding: str = ROUND_HALF_UP) -> Decimal:
     """Round to the valid increment for the price's own level (2 dp at or above $1, else 4 dp)."""
     d = Decimal(str(price))
     q = d.quantize(tick_for(d), rounding=rounding)
-    if q >= ONE and q != q.quantize(CENT):  # a 4-dp price that rounded up across $1
-        q = q.quantize(CENT, rounding=rounding)
+    if q >= ONE and q.as_tuple().exponent < -2:  # a 4-dp price that rounded up across $1: written 1.00, not
+        q = q.quantize(CENT, rounding=rounding)  # 1.0000 (Decimal equality would call the two the same)
     return q
 
 
