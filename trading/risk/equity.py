@@ -8,6 +8,8 @@ jump, so a single bad number can never trip a halt.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+EPS = 1e-9  # a move of exactly EQUITY_JUMP_PCT (110000 / 100000 - 1 = 0.10000000000000009) is not more than it
+
 
 @dataclass
 class EquityTracker:
@@ -23,9 +25,9 @@ class EquityTracker:
     def observe(self, now: datetime, equity: float, jump_pct: float, recent_days: int) -> str | None:
         """Take a reading; returns a note when it was held back or confirmed after a jump."""
         note = None
-        if self.confirmed is None or abs(equity / self.confirmed - 1) <= jump_pct:
+        if self.confirmed is None or abs(equity / self.confirmed - 1) <= jump_pct + EPS:
             self.confirmed, self.pending = equity, None
-        elif self.pending is not None and abs(equity / self.pending - 1) <= jump_pct:
+        elif self.pending is not None and abs(equity / self.pending - 1) <= jump_pct + EPS:
             note = f"equity {equity:,.2f} confirms the jump from {self.confirmed:,.2f}"
             self.confirmed, self.pending = equity, None
         else:
