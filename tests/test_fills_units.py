@@ -137,3 +137,29 @@ def test_a_sale_with_legs_never_sets_levels_only_a_buy_does(world):
                        world.ledger, [], T1)
     lot = world.ledger.open_trades()["JPM"]
     assert (lot.stop, lot.target) == (9.5, 11.5)
+
+
+def test_a_restarted_watcher_reloads_what_it_was_watching(world):
+    world.watcher.track("s1", "JPM", "sell", "trim")
+    world.watcher.sync(Broker(), world.ledger, [order("s1", side="sell", type_="market")], T0)
+    restarted = FillWatcher(world.journal)
+    assert restarted.watch == {"s1": {"symbol": "JPM", "side": "sell", "role": "trim", "filled": 0.0, "avg": 0.0}}
+
+
+def test_a_new_leg_after_one_already_watched_is_watched_too_with_roles_from_ids(world):
+    world.watcher.track("tp", "JPM", "sell", "target")
+    legs = [order("tp", side="sell", type_="limit"), order("sl", side="sell", type_="stop", status="held")]
+    world.watcher.track_open([order("p1", side="sell", type_="limit", cid="combined-JPM-protect-20240305T0900-a",
+                                    legs=legs),
+                              order("t1", side="sell", cid="combined-XOM-trim-20240305T0900-b", symbol="XOM")])
+    assert world.watcher.watch["sl"]["role"] == "stop", "the leg after an already watched one"
+    assert world.watcher.watch["t1"]["role"] == "trim" and world.watcher.watch["p1"]["role"] == "protect"
+
+
+@pytest.mark.parametrize("qty", [1, 0.5, 0.001])
+def test_a_fill_of_one_share_or_a_fraction_is_recorded(world, qty):
+    world.watcher.track("s1", "JPM", "sell", "exit")
+    world.ledger.open_lot("JPM", 5, 10.0, T0, "entry", 9.5, 11.5)
+    notes = world.watcher.sync(Broker(s1=order("s1", side="sell", status="filled", filled=qty, avg=10.0)),
+                               world.ledger, [], T1)
+    assert notes == [f"JPM: sell {qty:g} filled at 10.00 (exit)"]

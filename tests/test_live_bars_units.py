@@ -103,3 +103,12 @@ def test_daily_bars_are_not_cut_to_session_hours(period, history):
     lb = LiveBars(Gateway({"SPY": frame}), period, history)
     out = lb.update(["SPY"], pd.Timestamp("2024-02-27 12:00", tz=NY))
     assert len(out["SPY"]) == history and out["SPY"].index[-1] < pd.Timestamp("2024-02-27", tz=NY)
+
+
+def test_clock_aligned_hourly_bars_keep_the_session_hours_only():
+    """Alpaca stamps hourly bars on the clock: the 09:00 bar holds the 09:30 open; 08:00 and 16:00 are extended."""
+    idx = pd.DatetimeIndex([pd.Timestamp(f"2024-03-04 {h:02d}:00", tz=NY) for h in range(7, 18)])
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": np.arange(11.0), "volume": 1.0}, index=idx)
+    lb = LiveBars(Gateway({"AAPL": frame}), HOUR, history_bars=50)
+    lb.update(["AAPL"], pd.Timestamp("2024-03-04 19:00", tz=NY))
+    assert [t.hour for t in lb.frames["AAPL"].index] == [9, 10, 11, 12, 13, 14, 15]
