@@ -133,3 +133,44 @@ def test_a_position_protected_by_a_resting_stop_leg_is_not_called_unprotected(j)
     lines = reconcile(Gateway(open_=[parent], positions=[position("JPM", 10, 100.0)]), j, Ledger(journal=j),
                       FillWatcher(j), NOW)
     assert lines[0].startswith("reconciled with Alpaca: 1 position(s) (0 without a stop), 1 open order(s)")
+
+
+def test_reconcile_settles_doubt_records_downtime_fills_and_counts_every_order(j):
+    journal_order(j, "combined-JPM-trim-20240305T0900-aaa", "sending")
+    journal_order(j, "combined-AAPL-protect-20240305T0900-p1", "submitted", "AAPL")
+    journal_order(j, "combined-MSFT-protect-20240305T0900-p2", "submitted", "MSFT")
+    sent = order("id-1", "combined-JPM-trim-20240305T0900-aaa", type_="market", status="filled")
+    sent.filled_qty, sent.filled_avg_price = "5", "101.0"
+    ours = [order("o1", "combined-AAPL-protect-20240305T0900-p1", symbol="AAPL"),
+            order("o2", "combined-MSFT-protect-20240305T0900-p2", symbol="MSFT")]
+    part = order("o3", "by-hand-1", symbol="XOM", type_="limit", stop=None, limit=120.0, status="partially_filled")
+    part.filled_qty, part.filled_avg_price = "2", "119.0"
+    foreign = [part, order("o4", "by-hand-2", symbol="XOM", type_="stop")]
+    watcher = FillWatcher(j)
+    watcher.track("o3", "XOM", "sell", "unknown")  # watched before the stop: what filled since is a fill
+    ledger = Ledger(journal=j)
+    ledger.open_lot("JPM", 5, 90.0, NOW, "entry", 85.0, 110.0)
+    ledger.open_lot("XOM", 2, 100.0, NOW, "legacy", 95.0, 130.0)
+    gw = Gateway(by_cid={sent.client_order_id: sent}, open_=[*ours, *foreign], by_id={"id-1": sent},
+                 positions=[position("AAPL", 1, 180.0), position("MSFT", 3, 400.0), position("XOM", 2, 100.0)])
+    lines = reconcile(gw, j, ledger, watcher, NOW)
+    assert "4 open order(s) (2 placed by this bot, 2 not)" in lines[0]
+    assert "adopted AAPL, MSFT" in lines[0], "a single share is a position too"
+    assert j.order_by_client_id("combined-JPM-trim-20240305T0900-aaa")["status"] == "filled"
+    assert j.order_by_client_id("combined-AAPL-protect-20240305T0900-p1")["broker_order_id"] == "o1"
+    assert j.order_by_client_id("combined-MSFT-protect-20240305T0900-p2")["broker_order_id"] == "o2"
+    fills = {f.order_id: f for f in ledger.fills}
+    assert (fills["id-1"].qty, fills["id-1"].price, fills["id-1"].role) == (5, 101.0, "trim")
+    assert (fills["o3"].qty, fills["o3"].time) == (2, NOW), "a partial fill found at start is stamped now"
+    assert "while the bot was down: JPM: sell 5 filled at 101.00 (trim)" in lines
+    assert set(j.open_trades()) >= {"AAPL", "MSFT"}, "adopted trades are saved in the journal"
+
+
+def test_a_trade_closed_while_away_is_recorded_with_an_unknown_exit(j):
+    ledger = Ledger(journal=j)
+    ledger.open_lot("JPM", 10, 100.0, NOW, "entry", 95.0, 115.0)
+    reconcile(Gateway(prices={"JPM": 96.0}), j, ledger, FillWatcher(j), NOW)
+    (fill,) = ledger.fills
+    assert fill.role == "unknown"
+    closed = j.frame("closed_trades")
+    assert list(closed["exit_reason"]) == ["manual"] and list(j.frame("fills")["role"]) == ["unknown"]
