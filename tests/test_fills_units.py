@@ -163,3 +163,28 @@ def test_a_fill_of_one_share_or_a_fraction_is_recorded(world, qty):
     notes = world.watcher.sync(Broker(s1=order("s1", side="sell", status="filled", filled=qty, avg=10.0)),
                                world.ledger, [], T1)
     assert notes == [f"JPM: sell {qty:g} filled at 10.00 (exit)"]
+
+
+def test_missing_fields_read_as_empty_and_a_leg_without_a_type_is_a_stop():
+    from broker.fills import _value
+
+    assert _value(None) == "" and _value(SimpleNamespace(value="sell")) == "sell" and _value("buy") == "buy"
+    assert leg_role(SimpleNamespace(type=None)) == "stop"
+
+
+def test_legs_learned_from_a_filled_entry_close_the_trade_when_their_stop_fills(world):
+    legs = [order("tp", side="sell", type_="limit", limit=115.0, status="new"),
+            order("sl", side="sell", type_="stop", stop=95.0, status="held")]
+    world.ledger.pending_levels["JPM"] = (94.0, 120.0)  # what the bracket asked for; the legs are the truth
+    world.watcher.track("e1", "JPM", "buy", "entry")
+    entry = order("e1", status="filled", filled=10, avg=100.0, legs=legs, filled_at=T0)
+    world.watcher.sync(Broker(e1=entry), world.ledger, [], T0)
+    lot = world.ledger.open_trades()["JPM"]
+    assert (lot.initial_stop, lot.stop, lot.target) == (95.0, 95.0, 115.0)
+    assert world.watcher.watch["sl"] == {"symbol": "JPM", "side": "sell", "role": "stop", "filled": 0.0, "avg": 0.0}
+    stopped = order("sl", side="sell", type_="stop", status="filled", filled=10, avg=95.0, filled_at=T1)
+    notes = world.watcher.sync(Broker(sl=stopped, tp=order("tp", side="sell", type_="limit", status="canceled")),
+                               world.ledger, [], T1)
+    assert notes == ["JPM: sell 10 filled at 95.00 (stop)"]
+    assert "JPM" not in world.ledger.open_trades()
+    assert list(world.journal.frame("closed_trades")["exit_reason"]) == ["stop"]

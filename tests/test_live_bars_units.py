@@ -112,3 +112,45 @@ def test_clock_aligned_hourly_bars_keep_the_session_hours_only():
     lb = LiveBars(Gateway({"AAPL": frame}), HOUR, history_bars=50)
     lb.update(["AAPL"], pd.Timestamp("2024-03-04 19:00", tz=NY))
     assert [t.hour for t in lb.frames["AAPL"].index] == [9, 10, 11, 12, 13, 14, 15]
+
+
+def test_the_day_turns_in_new_york_not_at_midnight_utc():
+    gw = Gateway(bars_for(["AAPL"]))
+    lb = LiveBars(gw, HOUR, history_bars=10)
+    lb.update(["AAPL"], pd.Timestamp("2024-03-04 18:30", tz=NY))  # 23:30 UTC
+    lb.update(["AAPL"], pd.Timestamp("2024-03-04 19:30", tz=NY))  # 00:30 UTC the next day: still Monday in NY
+    assert gw.requests[1][1] == lb.frames["AAPL"].index[-1], "an evening update fetches from the last bar only"
+
+
+def test_a_symbol_whose_bars_arrive_later_in_the_day_gets_them():
+    frames = bars_for(["AAPL", "LATE"])
+    late = frames.pop("LATE")
+    gw = Gateway(frames)
+    lb = LiveBars(gw, HOUR, history_bars=10)
+    now = pd.Timestamp("2024-03-05 12:31", tz=NY)
+    assert "LATE" not in lb.update(["LATE"], now)
+    gw.frames["LATE"] = late
+    out = lb.update(["LATE"], now + HOUR)
+    assert len(out["LATE"]) == 10 and gw.requests[-1][1] == now + HOUR - lb.window
+
+
+def test_fifteen_minute_bars_keep_the_whole_session_and_nothing_outside():
+    times = pd.date_range("2024-03-04 08:45", "2024-03-04 16:15", freq="15min", tz=NY)
+    frame = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}, index=times)
+    lb = LiveBars(Gateway({"AAPL": frame}), pd.Timedelta(minutes=15), history_bars=100)
+    lb.update(["AAPL"], pd.Timestamp("2024-03-04 18:00", tz=NY))
+    kept = lb.frames["AAPL"].index
+    assert kept[0] == pd.Timestamp("2024-03-04 09:00", tz=NY) and kept[-1] == pd.Timestamp("2024-03-04 15:45", tz=NY)
+
+
+def test_a_fetch_with_only_out_of_session_bars_keeps_what_was_held():
+    frames = bars_for(["AAPL"])
+    gw = Gateway(frames)
+    lb = LiveBars(gw, HOUR, history_bars=10)
+    now = pd.Timestamp("2024-03-05 16:31", tz=NY)
+    first = lb.update(["AAPL"], now)
+    evening = pd.DataFrame({"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0},
+                           index=pd.DatetimeIndex([pd.Timestamp("2024-03-05 17:00", tz=NY)]))
+    gw.frames = {"AAPL": evening}
+    again = lb.update(["AAPL"], pd.Timestamp("2024-03-05 17:31", tz=NY))
+    pd.testing.assert_frame_equal(again["AAPL"], first["AAPL"], check_freq=False, check_names=False)
