@@ -188,3 +188,15 @@ def test_legs_learned_from_a_filled_entry_close_the_trade_when_their_stop_fills(
     assert notes == ["JPM: sell 10 filled at 95.00 (stop)"]
     assert "JPM" not in world.ledger.open_trades()
     assert list(world.journal.frame("closed_trades")["exit_reason"]) == ["stop"]
+
+
+def test_an_entry_that_filled_through_its_stop_still_records_the_legs_stop_as_its_initial_stop(world):
+    """A gap fill at or below the stop leg: the trade's record keeps the stop it really has (the journal's
+    open-trade state shows it), even though no 1R can be measured from it."""
+    legs = [order("tp", side="sell", type_="limit", limit=115.0), order("sl", side="sell", type_="stop", stop=95.0)]
+    world.watcher.track("e1", "JPM", "buy", "entry")
+    world.watcher.sync(Broker(e1=order("e1", status="filled", filled=10, avg=94.0, legs=legs, filled_at=T0)),
+                       world.ledger, [], T0)
+    lot = world.ledger.open_trades()["JPM"]
+    assert (lot.initial_stop, lot.stop) == (95.0, 95.0) and lot.risk_per_share is None
+    assert world.journal.open_trades()["JPM"]["initial_stop"] == 95.0
