@@ -4,6 +4,7 @@ computed once per series, fills from Lumibot's callbacks, cancels at once."""
 from strategies.lumibot_orders import to_lumibot
 from trading.execution.resize import BrokerPosition
 from trading.execution.venue import Submitted
+from trading.execution.venue import enum_value as _value
 from trading.orders import StopUpdate
 from trading.snapshot import Snapshot
 
@@ -54,10 +55,6 @@ class BacktestVenue:
             return Submitted(False, note=f"stop leg {update.order_id} is no longer open")
         self.st.modify_order(target, stop_price=float(update.stop_price))
         return Submitted(True, update.order_id, "replaced", response=_lumibot_answer(target))
-
-
-def _value(x) -> str:
-    return str(getattr(x, "value", x) or "")
 
 
 def _lumibot_answer(order) -> dict:

@@ -17,6 +17,7 @@ from strategies.lumibot_orders import to_lumibot
 from trading.execution.executor import DEAD
 from trading.execution.resize import BrokerPosition
 from trading.execution.venue import Submitted
+from trading.execution.venue import enum_value as _value
 from trading.orders import StopUpdate
 from trading.snapshot import Snapshot
 
@@ -146,10 +147,6 @@ class AlpacaVenue:
             return Submitted(False, note=f"replace failed ({status_of(exc)}: {message_of(exc)}); the stop stays")
         self.watcher.track(str(new.id), update.symbol, "sell", "stop")
         return Submitted(True, str(new.id), _value(new.status), response=_alpaca_answer(new))
-
-
-def _value(x) -> str:
-    return str(getattr(x, "value", x) or "")
 
 
 def _alpaca_answer(order) -> dict | None:

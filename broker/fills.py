@@ -12,16 +12,13 @@ import logging
 from datetime import datetime
 
 from broker.gateway import AlpacaGateway
+from trading.execution.venue import enum_value as _value
 from trading.orders import role_from_client_id
 from trading.records.ledger import Fill, Ledger
 
 logger = logging.getLogger("trader.broker")
 STATE_KEY = "watch"
 TERMINAL = {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day", "stopped", "suspended"}
-
-
-def _value(x) -> str:
-    return str(getattr(x, "value", x) or "")
 
 
 def leg_role(order) -> str:

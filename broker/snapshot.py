@@ -12,16 +12,13 @@ import pandas as pd
 from broker.gateway import AlpacaGateway
 from broker.live_bars import LiveBars
 from marketdata.sessions import in_extended_hours
+from trading.execution.venue import enum_value as _value
 from trading.indicators import IndicatorBook, market_frames
 from trading.orders import Session
 from trading.settings import Settings
 from trading.snapshot import Holding, OpenOrder, Snapshot
 
 NY = "America/New_York"
-
-
-def _value(x) -> str:
-    return str(getattr(x, "value", x) or "")
 
 
 def _float(x) -> float | None:

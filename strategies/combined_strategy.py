@@ -36,6 +36,7 @@ from models.features import FEATURE_HISTORY_BARS, FeatureParams
 from models.meta_model import MetaModel, threshold_warning
 from trading.confidence import RuleConfidence
 from trading.execution.executor import Executor
+from trading.execution.venue import enum_value as _value
 from trading.indicators import MIN_HISTORY_BARS, IndicatorBook
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import OrderIds, floor_time
@@ -269,10 +270,6 @@ class CombinedStrategy(Strategy):
             self.decision_log.record(now, d)
             if d.intent is not None and d.intent.kind == IntentKind.PROTECT:
                 self.execute(d.intent, snap)
-
-
-def _value(x) -> str:
-    return str(getattr(x, "value", x) or "")
 
 
 def _open_order(o: LumiOrder) -> OpenOrder | None:

@@ -79,7 +79,7 @@ class Executor:
         if closed_note:
             self.log.note(now, step, f"{sym}: {closed_note}", "warning")
             at_risk = True
-        accepted, in_doubt = 0, 0.0
+        updated, in_doubt = False, 0.0
         for order in orders:
             result = self.submit(order, intent, snap)
             if result.status == "dry-run":
@@ -89,9 +89,9 @@ class Executor:
                 if result.status == "unknown" and isinstance(order, MarketOrder | LimitOrder) and order.side == "sell":
                     in_doubt = float(order.qty)  # a sale lost in flight may still land: its shares stay free for it
                 break
-            if intent.trade_update and not accepted and not isinstance(order, OcoOrder):
+            if intent.trade_update and not updated and not isinstance(order, OcoOrder):
                 self.ledger.update(sym, **intent.trade_update)  # the sale (or stop move) it describes went out
-            accepted += not isinstance(order, OcoOrder)
+                updated = True
         if at_risk and not intent.opens_exposure:
             self.ensure_protected(sym, snap, "after a failed or changed order", reserve=in_doubt)
 

@@ -25,6 +25,12 @@ class Submitted:
     response: dict | None = None  # the broker's answer, as the journal keeps it
 
 
+def enum_value(x) -> str:
+    """An enum's value (alpaca-py and Lumibot hand back enums for side, type, status), a plain string as it
+    is, and "" for a missing field."""
+    return str(getattr(x, "value", x) or "")
+
+
 class Venue(Protocol):
     live: bool
 
