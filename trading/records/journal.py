@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS equity (
     positions INTEGER, risk_mode TEXT);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY, value TEXT, updated TEXT);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY, time TEXT, event TEXT, level TEXT, key TEXT, text TEXT, status TEXT);
+CREATE TABLE IF NOT EXISTS controls (
+    id INTEGER PRIMARY KEY, time TEXT, source TEXT, action TEXT, detail TEXT, result TEXT);
 """
 
 
@@ -165,6 +169,23 @@ class Journal:
             self.conn.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)",
                               (key, json.dumps(value, default=_t), _t(now or datetime.now())))
 
+    def record_alert(self, now: datetime, event: str, level: str, key: str, text: str, status: str) -> int:
+        """An alert queued, sent, suppressed or dropped (status); returns its row id for later status updates."""
+        with self._tx():
+            cur = self.conn.execute("INSERT INTO alerts (time, event, level, key, text, status) VALUES (?,?,?,?,?,?)",
+                                    (_t(now), event, level, key, text, status))
+            return int(cur.lastrowid)
+
+    def update_alert(self, alert_id: int, status: str) -> None:
+        with self._tx():
+            self.conn.execute("UPDATE alerts SET status=? WHERE id=?", (status, alert_id))
+
+    def record_control(self, now: datetime, source: str, action: str, detail: str, result: str) -> None:
+        """A control call (API or CLI): who asked what, and what came of it."""
+        with self._tx():
+            self.conn.execute("INSERT INTO controls (time, source, action, detail, result) VALUES (?,?,?,?,?)",
+                              (_t(now), source, action, detail, result))
+
     # ------------------------------------------------------------------ reads
     def get_state(self, key: str) -> dict | None:
         row = self.conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
@@ -179,7 +200,7 @@ class Journal:
         return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
 
     def frame(self, table: str) -> pd.DataFrame:
-        if table not in ("decisions", "orders", "fills", "closed_trades", "equity"):
+        if table not in ("decisions", "orders", "fills", "closed_trades", "equity", "alerts", "controls"):
             raise ValueError(table)
         return pd.read_sql_query(f"SELECT * FROM {table} ORDER BY rowid", self.conn)
 
