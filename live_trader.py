@@ -5,6 +5,8 @@
   python live_trader.py --strategy combined                                 # live: needs keys in .env
   python live_trader.py halt | resume | flatten                             # the running bot obeys next iteration
   python live_trader.py report [--journal PATH]                             # performance from the journal
+  python live_trader.py --strategy combined --api                           # live, with the API and dashboard
+  python live_trader.py serve [--journal PATH]                              # API and dashboard over a journal
 
 Exit codes: 0 done, 2 bad input or configuration (the message says what to fix), 1 unexpected failure.
 """
@@ -34,8 +36,9 @@ def _date(text: str) -> date:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="live_trader.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", nargs="?", default="run", choices=("run", "halt", "resume", "flatten", "report"),
-                   help="run (default); halt, resume, flatten: tell the running bot; report: journal tables")
+    p.add_argument("command", nargs="?", default="run", choices=("run", "halt", "resume", "flatten", "report", "serve"),
+                   help="run (default); halt, resume, flatten: tell the running bot; report: journal tables; "
+                   "serve: the API and dashboard over a journal")
     p.add_argument("--journal", type=Path, default=None, help="journal for halt/resume/flatten/report "
                    "(default JOURNAL_PATH)")
     p.add_argument("--strategy", default="combined", help=f"strategy name (known: {', '.join(KNOWN_STRATEGIES)})")
@@ -54,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="with --live: skip the typed confirmation")
     p.add_argument("--verbose", action="store_true", help="print every decision line during a backtest")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--api", action="store_true", help="live: also serve the status and control API and the dashboard "
+                   "on API_HOST:API_PORT (needs API_TOKEN in .env)")
+    p.add_argument("--api-public", action="store_true", help="allow API_HOST to be an address other machines reach")
     return p
 
 
@@ -70,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return control_command(args)
         if args.command == "report":
             return report_command(args)
+        if args.command == "serve":
+            return serve_command(args)
         if args.backtest:
             return run_backtest_command(args)
         return run_live_command(args)
@@ -142,18 +150,13 @@ def control_command(args) -> int:
     from datetime import datetime
 
     from trading.records.journal import Journal
-    from trading.risk.controller import COMMAND_KEY
+    from trading.risk.kill_switch import write_command
 
     path = _journal_path(args)
     if not path.exists():  # a mistyped path would start a journal no bot reads
         raise UsageError(f"no journal at {path}: the bot has not run with it. Pass the journal the running bot "
                          "uses (--journal PATH, or JOURNAL_PATH in .env); a backtest's is in its report folder.")
-    journal = Journal(path)
-    now = datetime.now(UTC)
-    journal.set_state(COMMAND_KEY, {"command": args.command, "id": now.isoformat(), "time": now.isoformat()}, now)
-    effect = {"halt": "HALTED: protective orders only, open entry orders cancelled; protective legs stay",
-              "resume": "ACTIVE again (a kill-switch file, if present, halts it again)",
-              "flatten": "every order cancelled and every position closed at market, then HALTED"}[args.command]
+    effect = write_command(Journal(path), args.command, datetime.now(UTC), source="cli")
     print(f"{args.command} written to {path}: at its next iteration the bot goes {effect}.")
     return 0
 
@@ -170,15 +173,45 @@ def report_command(args) -> int:
     return 0
 
 
+def _api_checks(settings, public: bool) -> None:
+    from ops.api.server import ApiStartError, check
+
+    try:
+        warnings = check(settings, public)
+    except ApiStartError as exc:
+        raise UsageError(str(exc)) from None
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def serve_command(args) -> int:
+    settings = _settings(args)
+    path = _journal_path(args)
+    if not path.exists():
+        raise UsageError(f"no journal at {path}; pass --journal PATH (the bot's JOURNAL_PATH, or a backtest's "
+                         "journal.sqlite in its report folder)")
+    _api_checks(settings, args.api_public)
+    from ops.api.server import serve
+    from utils import logging_setup
+
+    logging_setup.configure(settings.log_level, console=True)
+    try:
+        return serve(settings, path)
+    finally:
+        logging_setup.close()
+
+
 def run_live_command(args) -> int:
     settings = _settings(args)
+    if args.api:
+        _api_checks(settings, args.api_public)  # before anything connects: a bad API set-up starts nothing
     if not settings.has_alpaca_keys:
         raise UsageError(
             "no Alpaca keys. To trade the paper account, copy .env.example to .env and set ALPACA_API_KEY and "
             "ALPACA_API_SECRET (paper keys from https://app.alpaca.markets). To run offline instead: "
             "python live_trader.py --strategy combined --backtest")
     lumibot_env.prepare(backtesting=False)
-    from broker.launcher import LaunchError, banner, connect, money_gate, run
+    from broker.launcher import LaunchError, banner, connect, mask, money_gate, run
     from models.meta_model import load_confidence
     from utils import logging_setup
 
@@ -191,7 +224,8 @@ def run_live_command(args) -> int:
         raise UsageError(str(exc)) from None
     logging_setup.configure(settings.log_level, console=True, logfile=Path("logs") / "trader.log")
     try:
-        return run(settings, gateway, scorer, args.dry_run, strategy=args.strategy)
+        return run(settings, gateway, scorer, args.dry_run, strategy=args.strategy, api=args.api,
+                   account_label=mask(account.account_number))
     finally:
         logging_setup.close()
 

@@ -2,6 +2,7 @@
 confirmed before shares are sold, a failed submit looked up by client order id (never re-sent blindly),
 stop legs replaced in place (PATCH), and in a dry run nothing sent at all."""
 
+import dataclasses
 import logging
 import time
 
@@ -12,14 +13,14 @@ from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
 from broker.live_bars import LiveBars
 from broker.reconcile import resolve_in_doubt
-from broker.snapshot import build_live_snapshot
+from broker.snapshot import build_live_snapshot, open_orders
 from strategies.lumibot_orders import to_lumibot
 from trading.execution.executor import DEAD
 from trading.execution.resize import BrokerPosition
 from trading.execution.venue import Submitted
 from trading.execution.venue import enum_value as _value
 from trading.orders import StopUpdate
-from trading.snapshot import Snapshot
+from trading.snapshot import Holding, Snapshot
 
 logger = logging.getLogger("trader.strategy")
 CANCEL_WAIT_SECONDS = 10.0
@@ -46,6 +47,15 @@ class AlpacaVenue:
         if self.dry_run:
             self._last_positions = {sym: BrokerPosition(h.qty, h.qty) for sym, h in snap.holdings.items()}
         return snap
+
+    def after_orders(self, snap: Snapshot) -> Snapshot:
+        """The snapshot with positions and open orders re-read (two requests; prices and indicators kept), after an
+        iteration that sent orders: the status then shows what the broker holds now, protection included."""
+        if self.dry_run:
+            return snap
+        holdings = {p.symbol: Holding(p.symbol, float(p.qty), None if p.avg_entry_price is None else
+                                      float(p.avg_entry_price)) for p in self.gw.positions() if float(p.qty) != 0}
+        return dataclasses.replace(snap, holdings=holdings, open_orders=open_orders(self.gw.open_orders()))
 
     def sync_fills(self, now) -> list[str]:
         """Settle orders in doubt, then record what filled since the last iteration."""

@@ -10,6 +10,8 @@
   checks it every iteration), so Lumibot's market is set to 24/7.
 - Ctrl-C and SIGTERM both end through Lumibot's on_abrupt_closing: the intent in hand finishes, no
   other starts, and every position is checked for protection before the process exits.
+- Alerts (ALERT_URLS): the strategy owns them (and announces the start once initialised); "bot stopped"
+  is sent from here when Lumibot's trader returns, and the alert worker is closed last.
 """
 
 import signal
@@ -21,14 +23,11 @@ from broker.clients import make_clients
 from broker.errors import BrokerUnavailable, status_of
 from broker.gateway import AlpacaGateway
 from trading.settings import Settings
+from utils.redact import mask
 
 
 class LaunchError(Exception):
     """The bot cannot start; the message says why and what to do (exit code 2)."""
-
-
-def mask(account_number: str) -> str:
-    return "*" * max(len(account_number) - 4, 0) + account_number[-4:]
 
 
 def connect(settings: Settings) -> tuple[AlpacaGateway, object]:
@@ -80,15 +79,21 @@ def lumibot_broker(settings: Settings, gateway: AlpacaGateway):
 
 
 def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, journal=None, clock=None,
-                   strategy: str = "combined"):
+                   strategy: str = "combined", alerter=None, account_label: str = ""):
+    from ops.alerts import check_alert_urls
     from strategies import strategy_class, strategy_name
 
+    check_alert_urls(settings)  # a bad ALERT_URLS entry stops start-up here (exit code 2), not in Lumibot's thread
     broker = lumibot_broker(settings, gateway)
     params = {"settings": settings, "gateway": gateway, "scorer": scorer, "dry_run": dry_run}
     if journal is not None:
         params["journal"] = journal
     if clock is not None:
         params["clock"] = clock
+    if alerter is not None:
+        params["alerter"] = alerter
+    if account_label:
+        params["account_label"] = account_label  # masked: the status the API shows carries it
     # data_source given explicitly: otherwise Lumibot's Strategy builds a default Alpaca broker from the
     # environment's keys (with its own websocket to the real Alpaca) and swaps in its data source
     # force_start_immediately: the first iteration runs a minute after start (then hourly at that minute),
@@ -100,14 +105,36 @@ def build_strategy(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: 
     return instance
 
 
-def run(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, strategy: str = "combined") -> int:
+def run(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, strategy: str = "combined",
+        api: bool = False, account_label: str = "") -> int:
     from lumibot.traders import Trader
 
-    instance = build_strategy(settings, gateway, scorer, dry_run, strategy=strategy)
+    kw = {"account_label": account_label} if account_label else {}
+    instance = build_strategy(settings, gateway, scorer, dry_run, strategy=strategy, **kw)
+    server = None
+    if api:  # the status and control API and the dashboard, in a thread beside Lumibot's loop
+        from ops.api.server import start_with_bot
+
+        server = start_with_bot(settings, instance)
+        print(f"API and dashboard on {server.url} (Authorization: Bearer <API_TOKEN>; sign in at {server.url}/)",
+              flush=True)
     trader = Trader()
     trader.add_strategy(instance)
     # Lumibot traps SIGINT only; route SIGTERM (service managers, docker stop) through the same path
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    trader.run_all()
+    error: Exception | None = None
+    try:
+        trader.run_all()
+    except Exception as exc:
+        error = exc
+        raise
+    finally:
+        # the strategy announced the start once initialised (it owns the journal the alerts are kept in);
+        # the stop is announced here, last, and the alert worker gets a few seconds to send what it holds
+        alerts = getattr(instance, "alerts", None)
+        if alerts is not None:
+            alerts.stopped(error)
+        if server is not None:
+            server.stop()
     print("stopped; every position was checked for protection", file=sys.stderr)
     return 0

@@ -34,6 +34,8 @@ from broker.reconcile import reconcile
 from broker.snapshot import session_now
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
 from models.meta_model import MetaModel, threshold_warning
+from ops.alerts import Alerter, NullAlerter
+from ops.strategy_alerts import StrategyAlerts
 from trading.confidence import RuleConfidence
 from trading.execution.executor import Executor
 from trading.execution.venue import enum_value as _value
@@ -43,8 +45,11 @@ from trading.orders import OrderIds, floor_time
 from trading.records.decision_log import DecisionLog
 from trading.records.journal import Journal
 from trading.records.ledger import Fill, Ledger
+from trading.records.status import build_status, mark_outage, write_status
 from trading.risk import build_risk
-from trading.settings import Settings, sleeptime_minutes
+from trading.settings import Settings, SettingsError, sleeptime_minutes
+from trading.settings_runtime import OVERRIDES_KEY, RUNTIME_SETTINGS
+from trading.settings_specs import SPECS
 from trading.sizing import kelly_risk_cap
 from trading.snapshot import LOOKUP_COLUMNS, Holding, OpenOrder, Snapshot
 from trading.steps.planner import plan_iteration
@@ -68,6 +73,10 @@ class CombinedStrategy(Strategy):
         self.features = FeatureParams.from_settings(self.settings) if isinstance(self.scorer, MetaModel) else None
         self.cost_basis: dict[str, float] = dict(p.get("cost_basis") or {})
         self.journal = p.get("journal") or Journal(p.get("journal_path") or self.settings.journal_path)
+        self.base_settings = self.settings  # as started; run-time changes (the API) are applied on top
+        self._settings_id = None
+        self.account_label = p.get("account_label", "")
+        self.started = None
         # live: the journal keeps every line; memory keeps the recent ones (a soak grew without bound)
         self.decision_log = DecisionLog(self.journal, LIVE_RECORDS_KEPT if p.get("gateway") is not None else None)
         self.ledger = Ledger(journal=self.journal, hedged=self._hedged_now)
@@ -83,7 +92,13 @@ class CombinedStrategy(Strategy):
         self._skipped = 0  # iterations skipped in the current broker outage
         self.clock = p.get("clock")
         now = self.now()
+        self.started = now
         gateway = p.get("gateway")
+        # alerts (ALERT_URLS): live only; an alerter passed in (tests, benches) replaces the one from the settings
+        alerter = p.get("alerter") or (Alerter.from_settings(self.settings, self.journal) if gateway is not None
+                                       else NullAlerter())
+        self.alerts = StrategyAlerts(alerter, self.journal, self.now, self.scorer,
+                                     self.settings.alert_daily_summary).attach(self.decision_log, self.ledger)
         if gateway is None:
             self.venue = BacktestVenue(self)
         else:
@@ -100,6 +115,8 @@ class CombinedStrategy(Strategy):
             self.decision_log.note(now, "plan", warning, "warning")
         if gateway is not None:
             self._reconcile(now)
+            self.alerts.started(self.settings, gateway, bool(p.get("dry_run")))  # paper or LIVE, masked account
+        self._apply_setting_changes(now)
         for sym, cost in self.cost_basis.items():
             pos = self.get_position(sym)
             if pos is not None and float(pos.quantity) > 0 and sym not in self.ledger.open_trades():
@@ -125,23 +142,28 @@ class CombinedStrategy(Strategy):
             self._skipped += 1
             if self._skipped == 1:  # once per outage; the broker's own log says when it answers again
                 self.decision_log.note(now, "plan", f"broker unreachable, skipping this iteration (and the next "
-                                       f"ones until it answers): {exc}", "warning")
+                                       f"ones until it answers): {exc}", "warning", action="outage")
+            mark_outage(self.journal, now, self._skipped)
             return
         if self._skipped:
             self.decision_log.note(now, "plan", f"broker answering again after {self._skipped} skipped "
-                                   "iteration(s): positions and orders re-read, protection re-checked")
+                                   "iteration(s): positions and orders re-read, protection re-checked",
+                                   action="outage_end")
             self._skipped = 0
         if snap is None:
             return
         self._last_snapshot = snap
+        self._apply_setting_changes(now)
         with self.journal.batch():  # the iteration's bookkeeping is one transaction: all of it or none
             decisions = self._decide(snap, now)
             self.ledger.persist_marks()
+        acted = False
         for d in decisions:
             if self.stopping:
                 self.decision_log.note(now, "plan", "shutting down: the remaining intents are not started")
                 break
             if d.intent is not None:
+                acted = True
                 try:
                     with self._exec_lock:
                         self.execute(d.intent, snap)
@@ -156,7 +178,10 @@ class CombinedStrategy(Strategy):
             except BrokerUnavailable as exc:
                 self.decision_log.note(now, "protect", f"broker unreachable while settling cancels ({exc}); the "
                                        "next iteration re-checks protection", "warning")
+        self.alerts.end_iteration(now)  # what became of the orders sent: rejected, protection placed or failed
         self.iterations += 1
+        if self.venue.live:
+            self._write_status(snap, now, acted)
 
     def _decide(self, snap: Snapshot, now) -> list[Decision]:
         """Marks, risk state, the plan and its review, and the decision records: everything but the orders."""
@@ -179,8 +204,10 @@ class CombinedStrategy(Strategy):
         decisions = notes + self.risk.review(plan.decisions, snap)
         inverse = sum(snap.value(x) for x in snap.holdings if x in s.inverse_symbols)
         long = sum(snap.value(x) for x in snap.holdings if x not in s.inverse_symbols)
+        spy = snap.price("SPY")  # the benchmark the dashboard draws beside the equity curve
         sample = dict(time=snap.now, portfolio_value=snap.portfolio_value, cash=snap.cash, long_value=long,
-                      inverse_value=inverse, positions=len(snap.holdings), risk_mode=self.risk.mode.name)
+                      inverse_value=inverse, positions=len(snap.holdings), risk_mode=self.risk.mode.name,
+                      benchmark=spy if math.isfinite(spy) else None)
         if kelly_note and kelly_note.split(" (")[0] != self._kelly_note:  # log the Kelly cap when it changes
             self._kelly_note = kelly_note.split(" (")[0]
         else:
@@ -199,11 +226,61 @@ class CombinedStrategy(Strategy):
             if not self._closed_noted:
                 self.decision_log.note(now, "plan", "market closed (Alpaca clock): nothing to do until it opens")
                 self._closed_noted = True
+                self.alerts.market_closed(now)  # the daily summary, once per trading day
             return None
         self._closed_noted = False
         for line in self.venue.sync_fills(now):
             self.decision_log.note(now, "plan", line)
         return self.venue.snapshot(now)
+
+    # ------------------------------------------------------------------ status and run-time settings
+    def _write_status(self, snap: Snapshot, now, acted: bool) -> None:
+        """What the API and the dashboard show. After an iteration that sent orders, positions and orders are
+        re-read, so a position the iteration just protected does not show unprotected for an hour."""
+        if acted and self.venue.live:
+            try:
+                snap = self.venue.after_orders(snap)
+            except BrokerUnavailable:
+                pass  # the status shows the iteration's start; the next one re-reads
+        if self.venue.live:
+            mode = ("paper" if self.settings.alpaca_paper else "LIVE") + (" dry run" if self.venue.dry_run else "")
+            next_at = pd.Timestamp(now) + pd.Timedelta(minutes=sleeptime_minutes(self.sleeptime))
+        else:
+            mode, next_at = "backtest", None
+        status = build_status(snap, self.settings, mode=mode, strategy=self.name, risk_mode=self.risk.mode.name,
+                              risk_why=self.risk.describe(), iterations=self.iterations, next_at=next_at,
+                              model=self.scorer.describe(), model_created=getattr(self.scorer, "created", None),
+                              session=self.session, started=self.started, account=self.account_label)
+        write_status(self.journal, status, now)
+
+    def _apply_setting_changes(self, now) -> None:
+        """Run-time changes written to the journal (the API's settings endpoint) take effect here, at the start
+        of an iteration, validated again against the settings the bot started with."""
+        state = self.journal.get_state(OVERRIDES_KEY)
+        if not state or state.get("id") == self._settings_id:
+            return
+        self._settings_id = state.get("id")
+        values = {k: v for k, v in state["values"].items() if k in RUNTIME_SETTINGS}
+        try:
+            new = self.base_settings.with_changes(values)
+        except SettingsError as exc:
+            self.decision_log.note(now, "plan", "run-time settings change refused, the settings stay as they are: "
+                                   + "; ".join(exc.problems), "warning")
+            return
+        old = self.settings
+        moved = [f"{s.env} {getattr(old, s.attr)} -> {getattr(new, s.attr)}" for s in SPECS
+                 if getattr(old, s.attr) != getattr(new, s.attr)]
+        self.settings = self.executor.settings = new
+        if hasattr(self.risk, "s"):
+            self.risk.s = new
+        if moved:
+            self.decision_log.note(now, "plan", f"settings changed ({state.get('source', 'journal')}): "
+                                   + ", ".join(moved) + "; in effect from this iteration")
+
+    def on_strategy_end(self) -> None:
+        """A backtest's journal ends with the bot's status, so the API and dashboard browse it like a live one."""
+        if not self.venue.live and self._last_snapshot is not None:
+            self._write_status(self.snapshot_from_lumibot(self.get_datetime()), self.now(), False)
 
     def _hedged_now(self) -> bool:
         snap = self._last_snapshot
@@ -270,6 +347,7 @@ class CombinedStrategy(Strategy):
             self.decision_log.record(now, d)
             if d.intent is not None and d.intent.kind == IntentKind.PROTECT:
                 self.execute(d.intent, snap)
+        self.alerts.end_iteration(now)
 
 
 def _open_order(o: LumiOrder) -> OpenOrder | None:

@@ -112,18 +112,20 @@ def test_live_a_short_position_is_reported_with_what_to_do_and_exit_code_1(srv, 
 
 
 # ---------------------------------------------------------------------------------------------- CI and strace
-def ci_sandbox(tmp_path: Path, uid: int, strace: bool) -> tuple[dict[str, str], Path, Path]:
-    """A PATH holding only stand-ins: id (the given uid), apt-get (installs a strace stand-in), make, and
-    strace when `strace`. Every call is logged."""
+def ci_sandbox(tmp_path: Path, uid: int, strace: bool, browser: bool = True) -> tuple[dict[str, str], Path, Path]:
+    """A PATH holding only stand-ins: id (the given uid), apt-get (installs a strace stand-in), make (logs
+    REQUIRE_BROWSER too), strace when `strace`, chromium and chromedriver when `browser`. Every call is logged."""
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     bin_dir.mkdir()
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
     stubs = {"id": f'echo "id $*" >> {log}; echo {uid}',
              "apt-get": f'echo "apt-get $*" >> {log}; case "$*" in *install*strace*) '
                         f'printf "#!/bin/sh\\n" > {bin_dir}/strace; {shutil.which("chmod")} +x {bin_dir}/strace;; esac',
-             "make": f'echo "make $*" >> {log}'}
+             "make": f'echo "make $*" >> {log}; echo "$REQUIRE_BROWSER" > {tmp_path}/require_browser'}
     if strace:
         stubs["strace"] = "true"
+    if browser:
+        stubs["chromium"] = stubs["chromedriver"] = "true"
     for name, body in stubs.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
@@ -162,3 +164,14 @@ def test_ci_without_strace_and_without_root_stops_instead_of_skipping_the_no_net
     r = ci_run(env)
     assert r.returncode != 0 and "strace" in r.stderr
     assert calls(log) == [], "no apt-get without root, and no test run that would skip the check"
+
+
+def test_ci_installs_the_browser_when_missing_and_makes_the_dashboard_test_require_it(tmp_path):
+    env, log, _ = ci_sandbox(tmp_path, uid=0, strace=True, browser=False)
+    r = ci_run(env)
+    assert r.returncode == 0, r.stderr
+    made = calls(log)
+    assert any(c.startswith("apt-get install") and "chromium chromium-driver" in c for c in made), made
+    assert made[-1] == "make test"
+    # the browser test fails instead of skipping when the browser is missing under CI
+    assert (tmp_path / "require_browser").read_text().strip() == "1"

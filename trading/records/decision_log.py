@@ -1,8 +1,10 @@
 """The decision log: one readable line per decision (logged), the same records kept for reports, and
-each iteration's batch written to the journal in one transaction."""
+each iteration's batch written to the journal in one transaction. Subscribers (the alerts) get every
+row as it is recorded; one that fails is logged and never stops the log."""
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 
 import pandas as pd
@@ -19,6 +21,19 @@ class DecisionLog:
         for months must not grow with every line); None keeps all (a backtest's report writes them out)."""
         self.journal = journal
         self.records: list[dict] | deque[dict] = deque(maxlen=keep) if keep else []
+        self._subscribers: list[Callable[[dict], None]] = []
+
+    def subscribe(self, callback: Callable[[dict], None]) -> None:
+        """Call `callback(row)` with every decision row from now on, once it is journaled."""
+        self._subscribers.append(callback)
+
+    def _publish(self, rows: list[dict]) -> None:
+        for callback in self._subscribers:
+            for row in rows:
+                try:
+                    callback(row)
+                except Exception:  # a subscriber (alerts) must never stop the decisions: logged with its traceback
+                    logger.exception("decision subscriber %r failed on a %s row", callback, row.get("action"))
 
     def _row(self, now: datetime, d: Decision) -> dict:
         row = {"time": now, "step": d.step.value, "symbol": d.symbol or "", "action": d.action, "level": d.level,
@@ -51,13 +66,17 @@ class DecisionLog:
         self.records.extend(rows)
         if self.journal is not None:
             self.journal.record_iteration(now, rows, sample)
+        self._publish(rows)
 
-    def note(self, now: datetime, step: str, text: str, level: str = "info") -> None:
+    def note(self, now: datetime, step: str, text: str, level: str = "info", action: str = "note") -> None:
+        """A line outside the plan. `action` names what happened when something reads it (the alerts: outage,
+        outage_end); a plain note is "note"."""
         logger.log(logging.WARNING if level == "warning" else logging.INFO, f"{now:%Y-%m-%d %H:%M} {text}")
-        row = {"time": now, "step": step, "symbol": "", "action": "note", "level": level, "reason": text}
+        row = {"time": now, "step": step, "symbol": "", "action": action, "level": level, "reason": text}
         self.records.append(row)
         if self.journal is not None:
             self.journal.record_iteration(now, [row], None)
+        self._publish([row])
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.records)

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS closed_trades (
     mfe_r REAL, mae_r REAL, hedged INTEGER);
 CREATE TABLE IF NOT EXISTS equity (
     time TEXT PRIMARY KEY, portfolio_value REAL, cash REAL, long_value REAL, inverse_value REAL,
-    positions INTEGER, risk_mode TEXT);
+    positions INTEGER, risk_mode TEXT, benchmark REAL);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY, value TEXT, updated TEXT);
 CREATE TABLE IF NOT EXISTS alerts (
@@ -65,9 +65,16 @@ class Journal:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(SCHEMA)
+        self._migrate()
         self._lock = threading.RLock()  # live fills arrive on Lumibot's callback thread
         self._depth = 0  # open transactions (nested ones join the outermost)
         self._closed: tuple[list[float], list[float]] | None = None  # entry trades' (P&L, R), read once, then kept
+
+    def _migrate(self) -> None:
+        """Journals written before a column existed gain it (a restart must read its own old journal)."""
+        cols = {row[1] for row in self.conn.execute("PRAGMA table_info(equity)")}
+        if "benchmark" not in cols:
+            self.conn.execute("ALTER TABLE equity ADD COLUMN benchmark REAL")
 
     def close(self) -> None:
         self.conn.close()
@@ -103,9 +110,10 @@ class Journal:
                  for d in decisions])
             if sample is not None:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO equity VALUES (?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO equity (time, portfolio_value, cash, long_value, inverse_value, positions, "
+                    "risk_mode, benchmark) VALUES (?,?,?,?,?,?,?,?)",
                     (_t(sample["time"]), sample["portfolio_value"], sample["cash"], sample["long_value"],
-                     sample["inverse_value"], sample["positions"], sample.get("risk_mode")))
+                     sample["inverse_value"], sample["positions"], sample.get("risk_mode"), sample.get("benchmark")))
 
     def record_order(self, now: datetime, *, client_order_id: str, symbol: str, side: str, order_type: str,
                      order_class: str, qty: float, intent: str, role: str, limit_price: float | None = None,

@@ -6,15 +6,19 @@ stop = stop). A buy opens a trade; sells close it first-in first-out. An open tr
 exit policy needs (initial stop, so 1R; current stop and target; high and low since entry; whether
 breakeven and the partial were taken). A closed trade records entry, exit, exit reason, P&L, R
 multiple, MFE and MAE (in R) and whether a hedge was on. With a journal attached, every change is
-written through in the same transaction as its fill.
+written through in the same transaction as its fill. `on_close` (the alerts) hears of every closed trade
+once it is written; one that fails is logged and never stops the fill's bookkeeping.
 """
 
+import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import pandas as pd
 
+logger = logging.getLogger("trader.ledger")
 SHORT_CLOSING_ROLES = ("cover", "flatten")  # buys that only ever close a short
 EXIT_REASON = {"stop": "stop", "target": "take_profit", "exit": "software_stop", "trim": "trim",
                "unhedge": "hedge_unwind", "partial": "partial", "time-exit": "time", "flatten": "manual",
@@ -89,6 +93,7 @@ class Ledger:
     samples: list[dict] = field(default_factory=list)
     _lots: dict[str, deque] = field(default_factory=dict)
     pending_levels: dict[str, tuple[float, float]] = field(default_factory=dict)  # symbol -> (stop, target)
+    on_close: Callable[[dict], None] | None = None  # told of each closed trade once it is recorded
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> int:
@@ -149,6 +154,11 @@ class Ledger:
         if self.journal is not None:
             self.journal.record_fill(fill.time, fill.order_id, fill.symbol, fill.side, fill.qty, fill.price,
                                      fill.role, closed, {fill.symbol: self._state(fill.symbol)})
+        for trade in closed if self.on_close is not None else ():
+            try:
+                self.on_close(trade)
+            except Exception:  # a listener (alerts) must never stop the fills being recorded: logged, traceback too
+                logger.exception("closed-trade listener failed on %s", trade["symbol"])
         return closed
 
     def adopt(self, symbol: str, qty: float, entry: float, time: datetime, stop: float, target: float) -> None:

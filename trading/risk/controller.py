@@ -21,14 +21,14 @@ from trading.orders import BracketOrder
 from trading.risk.circuit_breaker import circuit_breaker
 from trading.risk.equity import EquityTracker
 from trading.risk.exposure import gross_exposure, max_positions, orders_per_iteration
-from trading.risk.kill_switch import command_hold, kill_switch_file
+from trading.risk.kill_switch import COMMAND_KEY, command_hold, kill_switch_file
 from trading.risk.loss_limits import daily_loss, weekly_loss
 from trading.risk.sizing_factors import losing_streak, recovery
 from trading.risk.stale_data import stale_data
 from trading.risk.verdict import Action, Hold, Mode, Verdict
 from trading.snapshot import Snapshot
 
-STATE_KEY, COMMAND_KEY = "risk", "command"
+STATE_KEY = "risk"
 HOUR = pd.Timedelta(hours=1)
 
 

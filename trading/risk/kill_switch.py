@@ -6,11 +6,28 @@ exists the bot is HALTED. Only `resume` lifts a human halt: never the clock, and
 file alone.
 """
 
+from datetime import datetime
 from pathlib import Path
 
 from trading.risk.verdict import Hold, Mode
 
 COMMANDS = ("halt", "resume", "flatten")
+COMMAND_KEY = "command"
+EFFECTS = {"halt": "HALTED: protective orders only, open entry orders cancelled; protective legs stay",
+           "resume": "ACTIVE again (a kill-switch file, if present, halts it again)",
+           "flatten": "every order cancelled and every position closed at market, then HALTED"}
+
+
+def write_command(journal, command: str, now: datetime, source: str = "cli") -> str:
+    """Write a human's command for the bot (the CLI and the API both come here) and journal who asked.
+    The bot applies the latest one at its next iteration; a stopped bot at its next start. Returns the effect."""
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    with journal.batch():
+        journal.set_state(COMMAND_KEY, {"command": command, "id": now.isoformat(), "time": now.isoformat(),
+                                        "source": source}, now)
+        journal.record_control(now, source, command, "", f"ok: at its next iteration the bot goes {EFFECTS[command]}")
+    return EFFECTS[command]
 
 
 def kill_switch_file(path: str) -> Hold | None:

@@ -1,0 +1,95 @@
+"""The bot's status record: what the running bot looks like right now, written to the journal's state table.
+
+Written by the bot after each iteration (and by a backtest at its end), read by the status API and the
+dashboard. Everything a reader needs is in the journal, so the API can run in the bot's process or in another
+one over the same file (`python live_trader.py serve --journal PATH`), and a backtest's journal browses like a
+live one. Values are plain JSON (NaN -> None).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+
+from trading.records.positions_view import position_rows
+from trading.settings import Settings
+from trading.snapshot import OpenOrder, Snapshot
+from trading.steps.hedging import measure_breadth
+
+STATUS_KEY = "status"
+
+
+def clean(x):
+    """JSON-safe: NaN and infinities become None, recursively."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    return x
+
+
+def order_rows(orders: Iterable[OpenOrder]) -> list[dict]:
+    """Open orders, each bracket or OCO parent with its legs nested under it (a leg whose parent is not open
+    itself, as after a bracket's entry filled, is listed on its own with its parent's id)."""
+    orders = list(orders)
+    ids = {o.order_id for o in orders}
+
+    def row(o: OpenOrder) -> dict:
+        role = ("stop" if o.is_protective_stop else "take_profit" if o.is_take_profit
+                else "entry" if o.is_entry else "exit" if o.side == "sell" else "buy")
+        return {"id": o.order_id, "client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side,
+                "type": o.order_type, "class": o.order_class, "qty": o.qty, "limit": o.limit_price,
+                "stop": o.stop_price, "role": role, "parent_id": o.parent_id, "legs": []}
+
+    rows = {o.order_id: row(o) for o in orders}
+    top = []
+    for o in orders:
+        if o.parent_id and o.parent_id in ids:
+            rows[o.parent_id]["legs"].append(rows[o.order_id])
+        else:
+            top.append(rows[o.order_id])
+    return sorted(top, key=lambda r: (r["symbol"], r["role"]))
+
+
+def hedge_view(snap: Snapshot, s: Settings) -> dict:
+    """Bellwether breadth against the thresholds, and the inverse ETF held (for the dashboard's gauge)."""
+    b = measure_breadth(snap.rsi_values, s.bellwethers, s.rsi_overbought)
+    held = [x for x in s.inverse_symbols if x in snap.holdings]
+    return {"breadth": b.ratio, "overbought": sorted(b.overbought), "measured": len(b.measured),
+            "missing": list(b.missing), "enter_at": s.bearish_threshold, "exit_below": s.bearish_exit_threshold,
+            "leveraged_at": s.hedge_leveraged_breadth, "held": held, "describe": b.describe()}
+
+
+def build_status(snap: Snapshot, s: Settings, *, mode: str, strategy: str, risk_mode: str, risk_why: str,
+                 iterations: int, next_at: datetime | None, model: str, model_created: datetime | None,
+                 broker_reachable: bool = True, outage_iterations: int = 0, session: str | None = "regular",
+                 started: datetime | None = None, account: str = "") -> dict:
+    rows, totals = position_rows(snap, s)
+    for r in rows:
+        r["short"] = (r.get("qty") or 0) < 0
+    return clean({
+        "time": snap.now.isoformat(), "next_iteration": next_at.isoformat() if next_at else None,
+        "mode": mode, "strategy": strategy, "account": account, "iterations": iterations,
+        "started": started.isoformat() if started else None, "session": session,
+        "risk": {"mode": risk_mode, "why": risk_why},
+        "broker": {"reachable": broker_reachable, "outage_iterations": outage_iterations},
+        "model": {"describe": model, "created": model_created.isoformat() if model_created else None},
+        "account_values": {"equity": snap.portfolio_value, "cash": snap.cash},
+        "positions": rows, "totals": totals, "orders": order_rows(snap.open_orders), "hedge": hedge_view(snap, s),
+    })
+
+
+def write_status(journal, status: dict, now: datetime) -> None:
+    journal.set_state(STATUS_KEY, status, now)
+
+
+def mark_outage(journal, now: datetime, outage_iterations: int) -> None:
+    """The broker did not answer this iteration: the last status stays, flagged unreachable."""
+    status = journal.get_state(STATUS_KEY)
+    if status is None:
+        return
+    status["broker"] = {"reachable": False, "outage_iterations": outage_iterations, "since_checked": now.isoformat()}
+    journal.set_state(STATUS_KEY, status, now)
