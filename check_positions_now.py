@@ -74,6 +74,7 @@ def live(args, settings) -> int:
     from broker.launcher import LaunchError, connect
     from broker.snapshot import build_live_snapshot
     from trading.records.positions_view import needs_attention, position_rows, render, to_json
+    from trading.records.status import read_status, streams_line
 
     try:
         gateway, account = connect(settings)
@@ -88,10 +89,13 @@ def live(args, settings) -> int:
     shorts = flag_shorts(rows, totals)
     mode = "paper" if settings.alpaca_paper else "LIVE"
     source = f"Alpaca {mode} account ...{account.account_number[-4:]}"
+    bot = read_status(settings.journal_path)
     if args.json:
-        print(to_json(rows, totals, source, simulated=False))
+        data = json.loads(to_json(rows, totals, source, simulated=False))
+        print(json.dumps({**data, "bot": {"time": (bot or {}).get("time"), "streams": (bot or {}).get("streams")}},
+                         indent=2))
     else:
-        print("\n".join([render(rows, totals, source), *short_lines(shorts)]))
+        print("\n".join([render(rows, totals, source), *short_lines(shorts), streams_line(bot)]))
     return 1 if needs_attention(totals) or shorts else 0
 
 

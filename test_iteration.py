@@ -145,6 +145,8 @@ def live(settings, submit: bool) -> int:
 
 # ---------------------------------------------------------------------------------------------- output
 def print_iteration(strat, header: str) -> None:
+    from trading.records.decision_log import NOTE_ACTIONS
+
     rows = strat.decision_log.records
     snap = strat._last_snapshot
     print(RULE)
@@ -161,14 +163,14 @@ def print_iteration(strat, header: str) -> None:
             print(f"  Portfolio value: ${snap.portfolio_value:,.2f} | cash ${snap.cash:,.2f} | {held} positions | "
                   f"risk controller: {strat.risk.describe()}")
             continue
-        lines = [r for r in rows if r["step"] in steps and r["action"] != "note"]
+        lines = [r for r in rows if r["step"] in steps and r["action"] not in NOTE_ACTIONS]
         for r in lines:
             mark = "!" if r["level"] == "warning" else " "
             who = f"{r['symbol']:<5} " if r["symbol"] else ""
             print(f" {mark} {who}{r['action']}: {r['reason']}")
         if not lines:
             print("   nothing to report")
-    notes = [r for r in rows if r["action"] == "note"]
+    notes = [r for r in rows if r["action"] in NOTE_ACTIONS]
     orders = strat.journal.frame("orders")
     print("\nSUMMARY")
     for n in notes:

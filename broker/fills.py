@@ -57,27 +57,57 @@ class FillWatcher:
                 open_by_id[str(leg.id)] = leg
         notes = []
         for oid in list(self.watch):
-            w = self.watch[oid]
             order = open_by_id.get(oid)
             if order is None:
                 order = gateway.order(oid)
                 for leg in order.legs or ():  # a bracket's legs are watched once its entry is known
                     self.track(str(leg.id), leg.symbol, _value(leg.side), leg_role(leg))
-            filled = float(order.filled_qty or 0)
-            if filled > w["filled"] + 1e-9:
-                avg = float(order.filled_avg_price or 0)
-                delta = filled - w["filled"]
-                price = (avg * filled - w["avg"] * w["filled"]) / delta if w["filled"] else avg
-                when = order.filled_at or now
-                ledger.record_fill(Fill(when, w["symbol"], w["side"], delta, price, w["role"], oid))
-                if w["side"] == "buy" and order.legs:
-                    self._levels_from_legs(ledger, w["symbol"], order.legs)
-                notes.append(f"{w['symbol']}: {w['side']} {delta:g} filled at {price:,.2f} ({w['role']})")
-                w["filled"], w["avg"] = filled, avg
-            if _value(order.status) in TERMINAL:
-                del self.watch[oid]
+            note = self._observe(oid, order, ledger, now)
+            if note:
+                notes.append(note)
         self.journal.set_state(STATE_KEY, self.watch, now)
         return notes
+
+    def on_update(self, order, ledger: Ledger, now: datetime, event_qty: float = 0.0) -> tuple[str | None, bool]:
+        """A trade update from the stream: the order as Alpaca sent it. Returns (a note for a new fill, whether
+        the bot knew the order: watched, or placed by it). The order is watched like any open order the
+        iteration finds (its fills are recorded whoever placed it), with the same bookkeeping as `sync`: the
+        filled quantity is cumulative, so a message seen twice records nothing the second time, and what the
+        stream missed the next `sync` finds."""
+        oid = str(order.id)
+        known = oid in self.watch or self.journal.order_by_client_id(order.client_order_id or "") is not None
+        if oid not in self.watch:
+            role = (role_from_client_id(order.client_order_id) or
+                    (leg_role(order) if _value(order.side) == "sell" and _value(order.type) in ("stop", "limit")
+                     else "entry" if _value(order.side) == "buy" else "unknown"))
+            # watched from what filled before this message (`event_qty`: this fill's shares): the rest is in the
+            # position already, as for an open order the iteration finds
+            before = float(order.filled_qty or 0) - event_qty
+            self.watch[oid] = {"symbol": order.symbol, "side": _value(order.side), "role": role,
+                               "filled": max(before, 0.0), "avg": float(order.filled_avg_price or 0)}
+        for leg in order.legs or ():
+            self.track(str(leg.id), leg.symbol, _value(leg.side), leg_role(leg))
+        note = self._observe(oid, order, ledger, now)
+        self.journal.set_state(STATE_KEY, self.watch, now)
+        return note, known
+
+    def _observe(self, oid: str, order, ledger: Ledger, now: datetime) -> str | None:
+        w = self.watch[oid]
+        note = None
+        filled = float(order.filled_qty or 0)
+        if filled > w["filled"] + 1e-9:
+            avg = float(order.filled_avg_price or 0)
+            delta = filled - w["filled"]
+            price = (avg * filled - w["avg"] * w["filled"]) / delta if w["filled"] else avg
+            when = order.filled_at or now
+            ledger.record_fill(Fill(when, w["symbol"], w["side"], delta, price, w["role"], oid))
+            if w["side"] == "buy" and order.legs:
+                self._levels_from_legs(ledger, w["symbol"], order.legs)
+            note = f"{w['symbol']}: {w['side']} {delta:g} filled at {price:,.2f} ({w['role']})"
+            w["filled"], w["avg"] = filled, avg
+        if _value(order.status) in TERMINAL:
+            del self.watch[oid]
+        return note
 
     @staticmethod
     def _levels_from_legs(ledger: Ledger, symbol: str, legs) -> None:

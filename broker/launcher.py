@@ -136,5 +136,8 @@ def run(settings: Settings, gateway: AlpacaGateway, scorer, dry_run: bool, strat
             alerts.stopped(error)
         if server is not None:
             server.stop()
+        stop_streams = getattr(instance, "stop_streams", None)
+        if callable(stop_streams):  # Ctrl-C stopped them already (on_abrupt_closing); a trader that returned did not
+            stop_streams()
     print("stopped; every position was checked for protection", file=sys.stderr)
     return 0

@@ -37,6 +37,7 @@ from models.meta_model import MetaModel, threshold_warning
 from ops.alerts import Alerter, NullAlerter
 from ops.strategy_alerts import StrategyAlerts
 from strategies.operated import OperatedBot
+from strategies.streaming import StreamingBot
 from trading.confidence import RuleConfidence
 from trading.execution.executor import Executor
 from trading.execution.venue import enum_value as _value
@@ -59,7 +60,7 @@ STRATEGY_ID = "combined"
 LIVE_RECORDS_KEPT = 5_000  # decision lines kept in memory by a live bot (tools and tests read the recent ones)
 
 
-class CombinedStrategy(OperatedBot, Strategy):
+class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
     parameters: dict = {}
 
     def initialize(self) -> None:
@@ -85,6 +86,7 @@ class CombinedStrategy(OperatedBot, Strategy):
         self.iterations = 0
         self.stopping = False  # set on shutdown: finish the intent in hand, start no other
         self._exec_lock = threading.Lock()  # shutdown waits for the intent in hand to finish
+        self._iteration_lock = threading.RLock()  # a stream message waits for the iteration in hand
         self._last_snapshot: Snapshot | None = None
         self._kelly_note = ""
         self._closed_noted = False
@@ -115,6 +117,7 @@ class CombinedStrategy(OperatedBot, Strategy):
         if gateway is not None:
             self._reconcile(now)
             self.alerts.started(self.settings, gateway, bool(p.get("dry_run")))  # paper or LIVE, masked account
+            self._start_streams()
         self._apply_setting_changes(now)
         for sym, cost in self.cost_basis.items():
             pos = self.get_position(sym)
@@ -134,6 +137,10 @@ class CombinedStrategy(OperatedBot, Strategy):
         return self.clock() if self.clock is not None else self.get_datetime()
 
     def on_trading_iteration(self) -> None:
+        with self._iteration_lock:
+            self._iterate()
+
+    def _iterate(self) -> None:
         now = self.now()
         try:
             snap = self._live_snapshot(now) if self.venue.live else self.venue.snapshot(now)
@@ -180,7 +187,7 @@ class CombinedStrategy(OperatedBot, Strategy):
         self.alerts.end_iteration(now)  # what became of the orders sent: rejected, protection placed or failed
         self.iterations += 1
         if self.venue.live:
-            self._write_status(snap, now, acted)
+            self._follow_held(self._write_status(snap, now, acted))
 
     def _decide(self, snap: Snapshot, now) -> list[Decision]:
         """Marks, risk state, the plan and its review, and the decision records: everything but the orders."""
@@ -281,6 +288,7 @@ class CombinedStrategy(OperatedBot, Strategy):
         self.stopping = True
         with self._exec_lock:  # the intent in hand (if any) finishes first: never a half-done trim
             self.protect_all()
+        self.stop_streams()
 
     def protect_all(self) -> None:
         """Step 1 alone on a fresh snapshot: attach protection wherever a stop is missing."""

@@ -13,9 +13,10 @@ from trading.snapshot import Snapshot
 
 
 class OperatedBot:
-    def _write_status(self, snap: Snapshot, now, acted: bool) -> None:
+    def _write_status(self, snap: Snapshot, now, acted: bool) -> Snapshot:
         """What the API and the dashboard show. After an iteration that sent orders, positions and orders are
-        re-read, so a position the iteration just protected does not show unprotected for an hour."""
+        re-read, so a position the iteration just protected does not show unprotected for an hour. Returns the
+        snapshot shown."""
         if acted and self.venue.live:
             try:
                 snap = self.venue.after_orders(snap)
@@ -29,8 +30,10 @@ class OperatedBot:
         status = build_status(snap, self.settings, mode=mode, strategy=self.name, risk_mode=self.risk.mode.name,
                               risk_why=self.risk.describe(), iterations=self.iterations, next_at=next_at,
                               model=self.scorer.describe(), model_created=getattr(self.scorer, "created", None),
-                              session=self.session, started=self.started, account=self.account_label)
+                              session=self.session, started=self.started, account=self.account_label,
+                              streams=self.streams.status() if self.streams is not None else None)
         write_status(self.journal, status, now)
+        return snap
 
     def _apply_setting_changes(self, now) -> None:
         """Run-time changes written to the journal (the API's settings endpoint) take effect here, at the start

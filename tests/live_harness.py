@@ -99,7 +99,7 @@ def bot_environment(srv: FakeAlpaca, **overrides: str) -> dict[str, str]:
     """The settings a user would put in .env, pointing at the fake server."""
     env = {"ALPACA_API_KEY": srv.key, "ALPACA_API_SECRET": srv.secret, "ALPACA_API_URL": srv.url,
            "ALPACA_DATA_URL": srv.url, "UNIVERSE": ",".join(UNIVERSE), "BELLWETHERS": ",".join(BELLWETHERS),
-           "BROKER_TIMEOUT_SECONDS": "2"}
+           "BROKER_TIMEOUT_SECONDS": "2", "STREAMS_ENABLED": "false"}  # streams: tests that want them say so
     env.update(overrides)
     return env
 
@@ -133,6 +133,8 @@ class LiveBot:
 
     def close(self) -> None:
         """Close the clients' connections (a bot process that ends closes them too)."""
+        if hasattr(self, "strategy"):  # a bot killed while starting has none
+            self.strategy.stop_streams()
         self.gateway.trading._session.close()
         self.gateway.data._session.close()
         self.journal.close()

@@ -200,3 +200,47 @@ def test_an_entry_that_filled_through_its_stop_still_records_the_legs_stop_as_it
     lot = world.ledger.open_trades()["JPM"]
     assert (lot.initial_stop, lot.stop) == (95.0, 95.0) and lot.risk_per_share is None
     assert world.journal.open_trades()["JPM"]["initial_stop"] == 95.0
+
+
+# ---------------------------------------------------------------------------------------------- stream updates
+def fills_of(world) -> list[tuple]:
+    return [(f.symbol, f.side, f.qty, f.price, f.role) for f in world.journal.frame("fills").itertuples()]
+
+
+def test_a_stream_fill_is_recorded_once_and_the_rest_sync_finds_nothing_more(world):
+    world.journal.record_order(T0, client_order_id="combined-JPM-enter-20240305T0900-abc", symbol="JPM", side="buy",
+                               order_type="market", order_class="bracket", qty=10, intent="enter", role="entry")
+    world.watcher.track("e1", "JPM", "buy", "entry")
+    half = order("e1", status="partially_filled", filled=4, avg=100.0, cid="combined-JPM-enter-20240305T0900-abc")
+    assert world.watcher.on_update(half, world.ledger, T0, event_qty=4) == ("JPM: buy 4 filled at 100.00 (entry)", True)
+    assert world.watcher.on_update(half, world.ledger, T0, event_qty=4) == (None, True)  # the same message again
+    full = order("e1", status="filled", filled=10, avg=101.2, cid="combined-JPM-enter-20240305T0900-abc")
+    note, known = world.watcher.on_update(full, world.ledger, T0, event_qty=6)
+    assert known and note == "JPM: buy 6 filled at 102.00 (entry)"  # (10 x 101.2 - 4 x 100) / 6
+    assert "e1" not in world.watcher.watch  # terminal: no longer watched
+    assert world.watcher.sync(Broker(e1=full), world.ledger, [], T1) == []  # REST finds nothing new
+    assert fills_of(world) == [("JPM", "buy", 4.0, 100.0, "entry"), ("JPM", "buy", 6.0, pytest.approx(102.0), "entry")]
+    assert world.journal.get_state(STATE_KEY) == {}
+
+
+@pytest.mark.parametrize(("side", "type_", "cid", "role"), [
+    ("sell", "stop", "leg-1", "stop"), ("sell", "limit", "leg-2", "target"), ("buy", "market", "by-hand", "entry"),
+    ("sell", "market", "by-hand", "unknown"), ("sell", "market", "combined-XOM-trim-20240305T1000-abc", "trim"),
+])
+def test_an_order_first_seen_on_the_stream_is_watched_with_its_role_from_before_this_fill(world, side, type_, cid,
+                                                                                          role):
+    o = order("u1", symbol="XOM", side=side, type_=type_, status="partially_filled", filled=7, avg=50.0, cid=cid)
+    note, known = world.watcher.on_update(o, world.ledger, T0, event_qty=3)  # 4 filled before: in the position
+    assert known is False and note == f"XOM: {side} 3 filled at 50.00 ({role})"
+    assert world.watcher.watch["u1"]["role"] == role and world.watcher.watch["u1"]["filled"] == 7
+    assert world.journal.get_state(STATE_KEY)["u1"]["filled"] == 7  # persisted: a restart keeps the count
+
+
+def test_a_stream_update_for_a_bracket_watches_its_legs_and_a_non_fill_event_records_nothing(world):
+    legs = [order("tp", side="sell", type_="limit", limit=115.0), order("sl", side="sell", type_="stop", stop=95.0)]
+    world.journal.record_order(T0, client_order_id="combined-JPM-enter-x", symbol="JPM", side="buy",
+                               order_type="market", order_class="bracket", qty=10, intent="enter", role="entry")
+    new = order("e2", status="new", cid="combined-JPM-enter-x", legs=legs)
+    assert world.watcher.on_update(new, world.ledger, T0) == (None, True)  # known by its client id
+    assert {k: v["role"] for k, v in world.watcher.watch.items()} == {"e2": "entry", "tp": "target", "sl": "stop"}
+    assert fills_of(world) == []

@@ -108,6 +108,10 @@ class Settings:
     alpaca_api_url: str
     alpaca_data_url: str
     broker_timeout_seconds: float
+    alpaca_stream_url: str
+    alpaca_data_stream_url: str
+    streams_enabled: bool
+    stream_min_interval_seconds: float
     alert_urls: Secret
     alert_level: str
     alert_cooldown_minutes: float

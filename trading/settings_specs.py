@@ -292,6 +292,18 @@ SPECS: tuple[Spec, ...] = (
          lambda v: v == "" or v.startswith(("http://", "https://")), group="broker"),
     Spec("BROKER_TIMEOUT_SECONDS", "broker_timeout_seconds", "10", _float, "0 < x <= 120",
          "Timeout of one HTTP request to Alpaca (alpaca-py sets none).", _between(0, 120, True), group="broker"),
+    Spec("ALPACA_STREAM_URL", "alpaca_stream_url", "", _text, "empty or a ws(s):// URL",
+         "Override the trade-updates websocket; empty: Alpaca's paper/live stream (wss://...alpaca.markets/stream).",
+         lambda v: v == "" or v.startswith(("ws://", "wss://")), group="broker"),
+    Spec("ALPACA_DATA_STREAM_URL", "alpaca_data_stream_url", "", _text, "empty or a ws(s):// URL",
+         "Override the market-data websocket; empty: wss://stream.data.alpaca.markets/v2/<ALPACA_DATA_FEED>.",
+         lambda v: v == "" or v.startswith(("ws://", "wss://")), group="broker"),
+    Spec("STREAMS_ENABLED", "streams_enabled", "true", _bool, "true or false",
+         "Live: follow fills (trade updates) and the prices of held symbols between iterations (websockets). "
+         "Backtests never stream.", group="broker"),
+    Spec("STREAM_MIN_INTERVAL_SECONDS", "stream_min_interval_seconds", "60", _float, "1 <= x <= 3600",
+         "Between iterations, at most one stop move per symbol in this many seconds (a software stop is not "
+         "throttled).", _between(1, 3600), group="broker"),
     # --- operating from anywhere: alerts, the status and control API, the dashboard
     Spec("ALERT_URLS", "alert_urls", "", _secret, "comma-separated apprise URLs, or empty",
          "Where alerts go (apprise URLs: tgram://, discord://, mailto://, ntfy://, json://...); empty: alerts off. "

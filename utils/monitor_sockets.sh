@@ -4,6 +4,7 @@
 #   utils/monitor_sockets.sh                 # once
 #   utils/monitor_sockets.sh --watch 30      # every 30 s until Ctrl-C
 #   utils/monitor_sockets.sh --threshold 20 --pattern live_trader.py --pid 1234
+#   utils/monitor_sockets.sh --journal journal.sqlite   # name the stream sockets (default: JOURNAL_PATH or ./journal.sqlite)
 #
 # ESTABLISHED and CLOSE_WAIT sockets belong to the process; TIME_WAIT sockets belong to nobody once
 # closed, so they are counted towards the peers the process talks to. The bot reuses one HTTP session
@@ -15,8 +16,24 @@ pattern="live_trader.py"
 threshold=50
 watch=0
 pid=""
+journal="${JOURNAL_PATH:-journal.sqlite}"
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# "PORT NAME" per stream connection, from the status the bot writes to its journal after each iteration (the
+# websockets share host and port with the REST API, so only their local port tells them apart)
+stream_ports() {
+  [ -f "$journal" ] || return 0
+  python3 - "$journal" <<'PY' 2>/dev/null || true
+import json, sqlite3, sys
+con = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+row = con.execute("SELECT value FROM state WHERE key='status'").fetchone()
+streams = (json.loads(row[0]).get("streams") or {}) if row else {}
+for name, s in streams.items():
+    if isinstance(s, dict) and "connected" in s:
+        print(s.get("local_port") or 0, name.replace("_", "-"), s.get("last_message") or "never")
+PY
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +41,7 @@ while [ $# -gt 0 ]; do
     --threshold) threshold="${2:-}"; shift 2 ;;
     --pattern) pattern="${2:-}"; shift 2 ;;
     --pid) pid="${2:-}"; shift 2 ;;
+    --journal) journal="${2:-}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -72,6 +90,16 @@ report() {
     printf '%s pid %s (%s): ESTABLISHED %d  CLOSE_WAIT %d  TIME_WAIT %d  other %d  total %d\n' \
       "$(date '+%F %T')" "$p" "$(tr '\0\n' '  ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-60)" \
       "$estab" "$closewait" "$timewait" "$other" "$sum"
+    while read -r port name last; do
+      [ -n "$port" ] || continue
+      local line=""
+      [ "$port" != "0" ] && line=$(printf '%s\n' "$own" | awk -v p=":$port" '$4 ~ p"$" {print $1, $4, "->", $5}' | head -1)
+      if [ -n "$line" ]; then
+        echo "  stream $name: $line (last message $last)"
+      else
+        echo "  stream $name: not connected at the last iteration (last message $last)"
+      fi
+    done < <(stream_ports)
     if [ "$closewait" -gt 0 ]; then
       echo "  note: CLOSE_WAIT means the peer closed and the process has not: a connection the code keeps holding"
     fi

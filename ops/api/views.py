@@ -38,7 +38,7 @@ def status(journal, now: datetime | None = None) -> dict:
         "iterations": st.get("iterations"), "session": st.get("session"), "started": st.get("started"),
         "risk": st.get("risk") or {"mode": max((h["mode"] for h in holds), default="ACTIVE"), "why": ""},
         "holds": holds, "broker": st.get("broker", {"reachable": None}), "model": st.get("model", {}),
-        "account_values": st.get("account_values", {}), "hedge": st.get("hedge", {}),
+        "account_values": st.get("account_values", {}), "hedge": st.get("hedge", {}), "streams": st.get("streams"),
         "command": journal.get_state(COMMAND_KEY), "settings_changed": (journal.get_state(OVERRIDES_KEY) or {}).get(
             "values", {}),
         "day": day_pnl(journal), "positions": len(st.get("positions", [])),

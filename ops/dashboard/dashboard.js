@@ -42,6 +42,10 @@ function renderStatus(s) {
   $("model").textContent = s.model.describe ? `confidence: ${s.model.describe}` +
     (s.model.age_days != null ? ` (age ${s.model.age_days} days)` : "") : "";
   renderHedge(s.hedge || {});
+  const st = s.streams;
+  $("streams").textContent = !st ? "streams off: fills and stops checked at each iteration" :
+    ["trade_updates", "prices"].map((k) => `${k.replace("_", " ")} ${st[k].connected ? "connected" :
+      "DOWN"} (last message ${st[k].last_message ? st[k].last_message.slice(11, 19) : "none"})`).join(" · ");
 }
 
 function renderPositions(p) {

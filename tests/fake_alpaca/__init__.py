@@ -24,6 +24,12 @@ FakeAlpaca(bars, *, key="PKFAKE", secret="fake-secret", cash=100_000.0, now=None
   faults.add(kind, *, method=None, path=None, times=1, **params) -> Fault; faults.remove(f); faults.clear()
   marketdata.max_page_size (smaller pages force next_page_token paging); marketdata.enforce_sip_delay
   step (Trading API requests so far); settle() (resolve every pending fill/cancel/replace now)
+Websockets (stream_api.py, streams.py, stream_events.py; started by the first use of stream_url):
+  stream_url ("ws://127.0.0.1:<port>": /stream trade_updates, /v2/iex or /v2/sip market data); push_trade(symbol,
+  price, size=100) (a trade now: the mark until the clock moves, fills/stops, REST latest trade, subscribers)
+  stream_connections() / stream_connects() -> {"trading": n, "data": n} (open now / since start);
+  data_subscriptions(channel="trades") -> set; drop_streams() (abort every socket); trade_updates_sent (messages)
+  settings.stream_pending_events, refuse_stream_auth, stream_symbol_limit (30), stream_auth_timeout (10 s)
 Timing is that of a real paper account: a POSTed order is `new`/`accepted` and first fills one step later (a step
 is one Trading API request; Settings.fill_delay_steps), in slices of at most Settings.max_volume_fraction of the bar's
 volume per step; DELETE answers 204 and the order is `pending_cancel` for Settings.cancel_delay_steps steps; PATCH
@@ -33,7 +39,7 @@ Modules: fake (this object), server (HTTP, auth, rate limits, faults), engine (a
 orders hold, what the account is worth), amend (DELETE/PATCH), pending (work resolved on later steps), matching
 (fills on the clock), rules + parsing + rulebase + position_rules + replace_rules (Alpaca's order rules), orders
 (order JSON), views (account/position/clock JSON), marketdata + series (bars), sessions (NYSE calendar), faults,
-settings, values (number/time parsing and formatting).
+settings, values (number/time parsing and formatting), stream_api + streams + stream_events (websockets).
 """
 
 from .engine import Settings

@@ -117,6 +117,7 @@ def replace(e: Engine, order_id: str, body) -> tuple[int, dict]:
     e.orders[new.id] = new
     prev_status = old.status
     e.set_status(old, "pending_replace")
+    e.emit("pending_new", new)
     old.replacement = new.id
     e.pending.schedule_replace(old, new, prev_status, active=old.active)
     return 200, e.render(new, nested=True)
@@ -146,6 +147,7 @@ def close_position(e: Engine, symbol: str, query: dict) -> tuple[int, dict]:
                              qty=Decimal(str(qty)))
     o = e.new_rec(req, role="simple", otype="market", side=side)
     o.status = "new" if e.session_live(o) else "accepted"
+    e.emit(o.status, o)
     e.pending.schedule_match(o)
     return 200, o.to_json()
 

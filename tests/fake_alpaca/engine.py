@@ -13,7 +13,7 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-from . import amend, matching, rules
+from . import amend, matching, rules, stream_events
 from .accounting import Accounting, Position
 from .faults import Faults
 from .orders import SL_ROLES, TP_ROLES, OrderRec
@@ -51,6 +51,9 @@ class Engine(Accounting):
         self._seq = itertools.count(1)
         self.assets = {s: self._default_asset(s) for s in series}
         self.pending = Pending(self)
+        self.pushed: dict[str, tuple[float, float]] = {}  # FakeAlpaca.push_trade: (price, size) until the clock moves
+        self.outbox: list[tuple] | None = None  # trade_updates (tag, message) waiting; None while no stream server
+        self.emit_tag: int | None = None  # the request whose response the events emitted now must wait for
 
     @staticmethod
     def _default_asset(symbol: str) -> dict:
@@ -71,12 +74,15 @@ class Engine(Accounting):
         return self.faults.halted_since(symbol)
 
     def mark(self, symbol: str) -> float | None:
-        """Last trade at now (frozen at the halt time for a halted symbol); None without data."""
+        """Last trade at now (frozen at the halt time for a halted symbol); None without data. A push_trade price
+        wins until the clock next moves."""
         s = self.series.get(symbol)
         if s is None:
             return None
         t = self.now
         halt = self.halted_since(symbol)
+        if symbol in self.pushed and halt is None:
+            return self.pushed[symbol][0]
         if halt is not None and halt < t:
             t = halt
         return s.price_at(to_ns(t))
@@ -195,6 +201,7 @@ class Engine(Accounting):
                                 accept=lambda f: f.params.get("symbol") in (None, "", parent.symbol))
         if part is not None:
             parent.partial_fraction = float(part.params.get("fraction", 0.5))
+        self.emit(parent.status, parent)  # with its legs nested, before any fill (fill_delay_steps 0)
         self.pending.schedule_match(parent)  # never inside the POST unless fill_delay_steps is 0
         return 200, self.render(parent, nested=True)
 
@@ -220,6 +227,17 @@ class Engine(Accounting):
             o.failed_at = t
         elif status == "replaced":
             o.replaced_at = t
+        if status != "held":  # a held leg has no trade_updates event of its own; it reports when it goes new
+            self.emit(status, o)
+
+    def emit(self, event: str, o: OrderRec, fill: tuple[float, float] | None = None) -> None:
+        """Queue a trade_updates event for the stream server (fill = (price, qty) of one execution). Nothing is
+        built while no stream server runs, so tests without streams pay nothing."""
+        if self.outbox is None:
+            return
+        if event in stream_events.PENDING_EVENTS and not self.settings.stream_pending_events:
+            return
+        self.outbox.append((self.emit_tag, stream_events.trade_update(self, event, o, fill)))
 
     # ------------------------------------------------------------------ positions
     def close_position(self, symbol: str, query: dict) -> tuple[int, dict]:
@@ -246,6 +264,7 @@ class Engine(Accounting):
 
     def clock_advance(self, t: datetime) -> None:
         self.pending.settle_all()  # everything the exchange owed the client happens before the new bars
+        self.pushed.clear()  # a pushed trade price lasts until the clock moves
         matching.advance(self, t)
 
     def time_of(self, ns: int) -> datetime:

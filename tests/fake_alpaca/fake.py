@@ -15,6 +15,7 @@ from .marketdata import MarketData
 from .series import BarSeries
 from .server import RateLimiter, serve
 from .sessions import Sessions
+from .stream_api import StreamsMixin
 from .trading_api import TradingApi
 from .values import NY, as_ny, from_ns
 
@@ -31,8 +32,9 @@ def shared_sessions() -> Sessions:
         return _SESSIONS
 
 
-class FakeAlpaca:
-    """A local Alpaca (Trading API v2 + stock Market Data v2) on 127.0.0.1 with a simulated clock."""
+class FakeAlpaca(StreamsMixin):
+    """A local Alpaca (Trading API v2 + stock Market Data v2 + both websockets) on 127.0.0.1 with a simulated
+    clock. The websocket side (stream_url, push_trade, ...) is in stream_api.py."""
 
     def __init__(self, bars: dict[str, pd.DataFrame], *, key: str = "PKFAKE", secret: str = "fake-secret",
                  cash: float = 100_000.0, now: datetime | None = None, bar_size: timedelta | None = None,
@@ -55,6 +57,7 @@ class FakeAlpaca:
         self.log_lock = threading.Lock()
         self._server = None
         self._thread = None
+        self._init_streams()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeAlpaca:
@@ -63,6 +66,7 @@ class FakeAlpaca:
         return self
 
     def stop(self) -> None:
+        self._stop_streams()
         if self._server is not None:
             self._server.shutdown()
             self._server.close_all()
@@ -90,7 +94,11 @@ class FakeAlpaca:
                     return 405, {"message": "method not allowed"}
                 return self.marketdata.handle(path, query)
             self.engine.pending.tick()  # one server step: due fills, cancels and replaces resolve first
-            return self.trading.handle(method, path, query, body)
+            self._tag_request()  # this request's own events wait for its response (stream_api.py)
+            try:
+                return self.trading.handle(method, path, query, body)
+            finally:
+                self.engine.emit_tag = None
 
     # ------------------------------------------------------------------ clock and market
     @property
@@ -100,11 +108,15 @@ class FakeAlpaca:
     def set_now(self, t) -> None:
         """Move the clock to t (naive = New York); every bar, expiry and session open in between is processed."""
         with self.engine.lock:
+            old = self.engine.now_ns
             self.engine.clock_advance(as_ny(t))
+            self._clock_moved(old)
 
     def advance(self, delta: timedelta) -> None:
         with self.engine.lock:
+            old = self.engine.now_ns
             self.engine.clock_advance(self.engine.now + delta)
+            self._clock_moved(old)
 
     def price(self, symbol: str) -> float:
         with self.engine.lock:
@@ -137,6 +149,7 @@ class FakeAlpaca:
         """Resolve every pending fill, cancel and replace now (what a clock advance does first)."""
         with self.engine.lock:
             self.engine.pending.settle_all()
+            self._flush_streams()
 
     # ------------------------------------------------------------------ state
     @property

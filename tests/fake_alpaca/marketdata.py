@@ -126,16 +126,25 @@ class MarketData:
         j = s.current(cut)
         return (int(s.start[j]), float(s.open[j])) if j >= 0 else None
 
+    def last_trade(self, sym: str) -> tuple[int, float] | None:
+        """(time ns, price) of the last trade: a push_trade price until the clock moves (not while halted), else
+        the bars' (_last). The stream's trades and the engine's mark agree with this."""
+        e = self.engine
+        if sym in e.pushed and e.halted_since(sym) is None:
+            return e.now_ns, e.pushed[sym][0]
+        return self._last(e.series[sym], self.cutoff(sym))
+
     def trade_json(self, sym: str) -> dict | None:
-        last = self._last(self.engine.series[sym], self.cutoff(sym))
+        last = self.last_trade(sym)
         if last is None:
             return None
         t, p = last
-        return {"t": iso_utc(from_ns(t)), "x": "V", "p": _num(p), "s": 100, "c": ["@"], "i": int(t // 1000) % 10**12,
+        size = self.engine.pushed[sym][1] if sym in self.engine.pushed and t == self.engine.now_ns else 100
+        return {"t": iso_utc(from_ns(t)), "x": "V", "p": _num(p), "s": size, "c": ["@"], "i": int(t // 1000) % 10**12,
                 "z": "C"}
 
     def quote_json(self, sym: str) -> dict | None:
-        last = self._last(self.engine.series[sym], self.cutoff(sym))
+        last = self.last_trade(sym)
         if last is None:
             return None
         t, p = last

@@ -64,6 +64,7 @@ def fill(engine: Engine, o: OrderRec, px: float, key: tuple, cap: float | None =
     done = q >= o_remaining - 1e-9
     o.status = "filled" if done else "partially_filled"
     engine.apply_fill(o.symbol, o.side, q, px)
+    engine.emit("fill" if done else "partial_fill", o, fill=(px, q))  # before the legs and siblings react
     if o.role in ("tp",) and not done:
         sib = engine.sibling_of(o)
         if sib is not None and sib.is_open:
@@ -255,3 +256,19 @@ def _bar_event(engine: Engine, ev: tuple) -> None:
                     fill(engine, o, float(s.close[i]), ev)
                 continue
             _in_range(engine, o, float(s.low[i]), float(s.high[i]), ev)
+
+
+def trade_at(engine: Engine, sym: str, px: float) -> None:
+    """A trade printed at px now (FakeAlpaca.push_trade): working orders it makes marketable fill at px and stops
+    it reaches trigger, as at a bar's open. Orders whose first match is still queued (pending.py) have not reached
+    the exchange yet and wait for it."""
+    key = (engine.now_ns, 100, "", engine.next_seq())  # after this instant's earlier events and earlier pushes
+    queued = {a.order_id for a in engine.pending.actions if a.kind == "match"}
+    for o in _working(engine, sym):
+        if not (o.is_open and o.active and o.status in WORKING) or (o.eligible_after and key <= o.eligible_after):
+            continue
+        if o.id in queued or o.status == "accepted" or o.time_in_force == "cls" or not engine.tradable_now(o):
+            continue
+        if o.status == "held" and o.role not in ("sl", "oco_sl"):
+            continue
+        _at_price(engine, o, px, key)

@@ -167,8 +167,8 @@ class Pending:
                 e.set_status(new, "rejected")
             return
         prev = a.prev[old.id]
+        old.replaced_by = new.id  # before set_status: its `replaced` event carries the link
         e.set_status(old, "replaced")
-        old.replaced_by = new.id
         new.status = prev if prev in ("new", "held") else "new"
         new.updated_at = e.now
         new.active = a.active
@@ -178,4 +178,6 @@ class Pending:
         if new.role == "entry" and new.qty is not None and old.qty is not None and new.qty != old.qty:
             for leg in e.legs_of(new):
                 leg.qty = new.qty
+        if new.status == "new":  # after the old order's `replaced`, with the group (nested legs) updated
+            e.emit("new", new)
         self.schedule_match(new)

@@ -142,6 +142,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _handle(self, method: str) -> None:
+        try:
+            self._handle_request(method)
+        finally:
+            self.server.owner.response_done()  # the trade_updates this request caused may leave now
+
+    def _handle_request(self, method: str) -> None:
         owner = self.server.owner
         parts = urlsplit(self.path)
         path = parts.path

@@ -27,3 +27,8 @@ class Settings:
     fill_delay_steps: int = 1              # a new order is first matched this many steps after it was accepted
     cancel_delay_steps: int = 2            # pending_cancel / pending_replace resolve this many steps later
     max_volume_fraction: float | None = 0.1  # per step, of the current bar's volume (None: no cap)
+    # websocket streams (streams.py)
+    stream_pending_events: bool = True     # trade_updates also for pending_new / pending_cancel / pending_replace
+    refuse_stream_auth: bool = False       # both streams answer every auth with unauthorized / 402
+    stream_symbol_limit: int | None = 30   # data stream: max symbols of trades + quotes per connection (405 above)
+    stream_auth_timeout: float = 10.0      # data stream: seconds to authenticate before 404 auth timeout

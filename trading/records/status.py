@@ -66,7 +66,7 @@ def hedge_view(snap: Snapshot, s: Settings) -> dict:
 def build_status(snap: Snapshot, s: Settings, *, mode: str, strategy: str, risk_mode: str, risk_why: str,
                  iterations: int, next_at: datetime | None, model: str, model_created: datetime | None,
                  broker_reachable: bool = True, outage_iterations: int = 0, session: str | None = "regular",
-                 started: datetime | None = None, account: str = "") -> dict:
+                 started: datetime | None = None, account: str = "", streams: dict | None = None) -> dict:
     rows, totals = position_rows(snap, s)
     for r in rows:
         r["short"] = (r.get("qty") or 0) < 0
@@ -79,6 +79,7 @@ def build_status(snap: Snapshot, s: Settings, *, mode: str, strategy: str, risk_
         "model": {"describe": model, "created": model_created.isoformat() if model_created else None},
         "account_values": {"equity": snap.portfolio_value, "cash": snap.cash},
         "positions": rows, "totals": totals, "orders": order_rows(snap.open_orders), "hedge": hedge_view(snap, s),
+        "streams": streams,
     })
 
 
@@ -93,3 +94,38 @@ def mark_outage(journal, now: datetime, outage_iterations: int) -> None:
         return
     status["broker"] = {"reachable": False, "outage_iterations": outage_iterations, "since_checked": now.isoformat()}
     journal.set_state(STATUS_KEY, status, now)
+
+
+def read_status(journal_path) -> dict | None:
+    """The status a bot wrote, read-only (a tool must not create or change the journal it only looks at)."""
+    import json
+    import sqlite3
+    from pathlib import Path
+
+    if not Path(journal_path).is_file():
+        return None
+    con = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT value FROM state WHERE key=?", (STATUS_KEY,)).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    return json.loads(row[0]) if row else None
+
+
+def streams_line(status: dict | None) -> str:
+    """One line on the bot's streams, for check_positions_now.py."""
+    if status is None:
+        return "bot: no status in the journal (the bot has not run an iteration with it)"
+    head = f"bot: last iteration {str(status.get('time'))[:19]}, risk {(status.get('risk') or {}).get('mode')}"
+    streams = status.get("streams")
+    if not streams:
+        return f"{head}; streams off"
+    parts = []
+    for key, name in (("trade_updates", "trade updates"), ("prices", "prices")):
+        s = streams.get(key) or {}
+        state = "connected" if s.get("connected") else "NOT connected" if s.get("started") else "not started"
+        symbols = f" ({', '.join(s['symbols'])})" if s.get("symbols") else ""
+        parts.append(f"{name} {state}{symbols}, last message {str(s.get('last_message') or 'never')[:19]}")
+    return f"{head}; streams: " + "; ".join(parts)
