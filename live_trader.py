@@ -152,7 +152,11 @@ def control_command(args) -> int:
     from trading.records.journal import Journal
     from trading.risk.kill_switch import write_command
 
-    path = _journal_path(args)
+    settings = _settings(args)
+    if not settings.risk_enabled:  # the commands live in the risk controller: written, they would do nothing
+        raise UsageError("RISK_ENABLED=false: the bot ignores halt, resume and flatten. Set RISK_ENABLED=true and "
+                         "restart the bot, or stop it (Ctrl-C/SIGTERM keeps every position protected).")
+    path = args.journal or Path(settings.journal_path)
     if not path.exists():  # a mistyped path would start a journal no bot reads
         raise UsageError(f"no journal at {path}: the bot has not run with it. Pass the journal the running bot "
                          "uses (--journal PATH, or JOURNAL_PATH in .env); a backtest's is in its report folder.")

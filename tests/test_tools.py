@@ -74,9 +74,14 @@ def test_control_commands_are_written_for_the_running_bot(tmp_path, command):
     r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
     assert r.returncode == 2 and "no journal at" in r.stderr and not journal.exists()  # a typo starts nothing
     Journal(journal).close()  # the running bot's journal
+    r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path, env={"RISK_ENABLED": "false"})
+    assert r.returncode == 2 and "RISK_ENABLED=false: the bot ignores" in r.stderr  # it would do nothing: said
+    assert Journal(journal).get_state(COMMAND_KEY) is None
     r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
     assert r.returncode == 0 and command in r.stdout
     assert Journal(journal).get_state(COMMAND_KEY)["command"] == command
+    (row,) = Journal(journal).frame("controls").to_dict("records")
+    assert (row["source"], row["action"]) == ("cli", command) and row["result"].startswith("ok")
 
 
 def test_report_without_a_journal_says_where_to_look(tmp_path):

@@ -127,6 +127,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     def command(name: str, request: Request) -> dict:
         with ctx.journal() as j:
+            if not ctx.settings.risk_enabled:  # the commands live in the risk controller, which is switched off
+                why = ("RISK_ENABLED=false: the bot ignores halt, resume and flatten. Set RISK_ENABLED=true and "
+                       "restart it, or stop the bot (Ctrl-C/SIGTERM keeps every position protected)")
+                j.record_control(_now(), _source(request), name, "", f"refused: {why}")
+                raise HTTPException(409, why)
             effect = write_command(j, name, _now(), _source(request))
         return {"command": name, "effect": f"at its next iteration the bot goes {effect}"}
 

@@ -191,3 +191,16 @@ def test_no_cors_headers_for_another_origin(api):
     assert "access-control-allow-origin" not in r.headers
     r = api.get("/api/status", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_commands_are_refused_with_409_when_the_risk_controller_is_off(journal_copy):
+    server = start_api(journal_copy, risk_enabled=False)
+    try:
+        r = httpx.post(server.url + "/api/halt", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 409 and "RISK_ENABLED=false" in r.json()["detail"]
+    finally:
+        server.stop()
+    journal = Journal(journal_copy)
+    assert journal.get_state(COMMAND_KEY) is None  # nothing a bot would pretend to obey
+    (row,) = journal.frame("controls").to_dict("records")
+    assert row["action"] == "halt" and row["result"].startswith("refused: RISK_ENABLED=false")
