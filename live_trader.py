@@ -150,17 +150,16 @@ def control_command(args) -> int:
     from datetime import datetime
 
     from trading.records.journal import Journal
-    from trading.risk.kill_switch import write_command
+    from trading.risk.kill_switch import RISK_OFF, risk_off, write_command
 
-    settings = _settings(args)
-    if not settings.risk_enabled:  # the commands live in the risk controller: written, they would do nothing
-        raise UsageError("RISK_ENABLED=false: the bot ignores halt, resume and flatten. Set RISK_ENABLED=true and "
-                         "restart the bot, or stop it (Ctrl-C/SIGTERM keeps every position protected).")
-    path = args.journal or Path(settings.journal_path)
+    path = _journal_path(args)  # with --journal, no settings file is read: a broken .env must not block a halt
     if not path.exists():  # a mistyped path would start a journal no bot reads
         raise UsageError(f"no journal at {path}: the bot has not run with it. Pass the journal the running bot "
                          "uses (--journal PATH, or JOURNAL_PATH in .env); a backtest's is in its report folder.")
-    effect = write_command(Journal(path), args.command, datetime.now(UTC), source="cli")
+    journal = Journal(path)
+    if risk_off(journal):  # written, the command would do nothing
+        raise UsageError(RISK_OFF + ".")
+    effect = write_command(journal, args.command, datetime.now(UTC), source="cli")
     print(f"{args.command} written to {path}: at its next iteration the bot goes {effect}.")
     return 0
 

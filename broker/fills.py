@@ -18,6 +18,8 @@ from trading.records.ledger import Fill, Ledger
 
 logger = logging.getLogger("trader.broker")
 STATE_KEY = "watch"
+DONE_KEY = "watch_done"
+DONE_KEPT = 2000  # terminal orders remembered with what was counted (a late stream message must not count again)
 TERMINAL = {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day", "stopped", "suspended"}
 
 
@@ -29,6 +31,7 @@ class FillWatcher:
     def __init__(self, journal):
         self.journal = journal
         self.watch: dict[str, dict] = dict(journal.get_state(STATE_KEY) or {})
+        self.done: dict[str, float] = dict(journal.get_state(DONE_KEY) or {})  # oid -> filled qty counted
 
     def track(self, order_id: str, symbol: str, side: str, role: str) -> None:
         self.watch.setdefault(str(order_id), {"symbol": symbol, "side": side, "role": role, "filled": 0.0,
@@ -65,8 +68,13 @@ class FillWatcher:
             note = self._observe(oid, order, ledger, now)
             if note:
                 notes.append(note)
-        self.journal.set_state(STATE_KEY, self.watch, now)
+        self._save(now)
         return notes
+
+    def _save(self, now: datetime) -> None:
+        with self.journal.batch():
+            self.journal.set_state(STATE_KEY, self.watch, now)
+            self.journal.set_state(DONE_KEY, self.done, now)
 
     def on_update(self, order, ledger: Ledger, now: datetime, event_qty: float = 0.0) -> tuple[str | None, bool]:
         """A trade update from the stream: the order as Alpaca sent it. Returns (a note for a new fill, whether
@@ -75,7 +83,14 @@ class FillWatcher:
         filled quantity is cumulative, so a message seen twice records nothing the second time, and what the
         stream missed the next `sync` finds."""
         oid = str(order.id)
-        known = oid in self.watch or self.journal.order_by_client_id(order.client_order_id or "") is not None
+        known = (oid in self.watch or oid in self.done
+                 or self.journal.order_by_client_id(order.client_order_id or "") is not None)
+        if oid not in self.watch and oid in self.done:
+            # already counted to the end (by the REST sync, or an earlier message): only growth beyond it is new
+            if float(order.filled_qty or 0) <= self.done[oid] + 1e-9:
+                return None, True
+            self.watch[oid] = {"symbol": order.symbol, "side": _value(order.side), "role": "unknown",
+                               "filled": self.done.pop(oid), "avg": float(order.filled_avg_price or 0)}
         if oid not in self.watch:
             role = (role_from_client_id(order.client_order_id) or
                     (leg_role(order) if _value(order.side) == "sell" and _value(order.type) in ("stop", "limit")
@@ -88,7 +103,7 @@ class FillWatcher:
         for leg in order.legs or ():
             self.track(str(leg.id), leg.symbol, _value(leg.side), leg_role(leg))
         note = self._observe(oid, order, ledger, now)
-        self.journal.set_state(STATE_KEY, self.watch, now)
+        self._save(now)
         return note, known
 
     def _observe(self, oid: str, order, ledger: Ledger, now: datetime) -> str | None:
@@ -106,7 +121,10 @@ class FillWatcher:
             note = f"{w['symbol']}: {w['side']} {delta:g} filled at {price:,.2f} ({w['role']})"
             w["filled"], w["avg"] = filled, avg
         if _value(order.status) in TERMINAL:
+            self.done[oid] = w["filled"]
             del self.watch[oid]
+            while len(self.done) > DONE_KEPT:  # oldest first (dicts keep insertion order)
+                del self.done[next(iter(self.done))]
         return note
 
     @staticmethod

@@ -172,6 +172,8 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
                 acted = True
                 try:
                     with self._exec_lock:
+                        if self.stopping:  # checked under the lock: shutdown's protection check may have run
+                            break
                         self.execute(d.intent, snap)
                 except BrokerUnavailable as exc:
                     self.decision_log.note(now, d.step.value, f"{d.symbol}: broker unreachable mid-intent ({exc}); "

@@ -22,13 +22,16 @@ from trading.orders import OrderIds, floor_time
 from trading.steps.between_bars import plan_between_bars, with_price
 
 FILL_EVENTS = ("fill", "partial_fill")
+RETRY_S = 5.0  # a stream action on a symbol (a refused OCO, a software stop) is not retried faster than this
+MAX_PRICE_AGE_S = 120.0  # a print older than this (a delayed feed, a backlog) acts on nothing
 END_EVENTS = ("canceled", "expired", "rejected", "replaced", "done_for_day")
 
 
 class StreamingBot:
     streams = None
+    stopping = False  # CombinedStrategy sets it on shutdown
     _stream_base = None  # what the broker held after the last iteration (or stream action): prices are checked on it
-    _stream_base_stale = False  # a fill arrived since: positions and orders are re-read before the next check
+    _stream_base_stale = False  # a fill or cancel arrived since: positions and orders re-read before the next check
 
     # ---------------------------------------------------------------- life cycle
     def _start_streams(self) -> None:
@@ -46,6 +49,7 @@ class StreamingBot:
         self.streams = Streams(s, self.on_stream_update, self.on_stream_price, self.on_stream_state).start()
         self._last_move: dict[str, float] = {}
         self._last_warn: dict[str, float] = {}
+        self._last_try: dict[str, float] = {}
         self.decision_log.note(self.now(), "plan", "streams on: trade updates for the account, prices for the "
                                f"symbols held (stop moves at most once per {s.stream_min_interval_seconds:g} s "
                                "per symbol between iterations)")
@@ -57,20 +61,27 @@ class StreamingBot:
 
     def _follow_held(self, snap) -> None:
         self._stream_base = snap  # stale stays as it is: a fill during the iteration may postdate this read
-        if self.streams is not None:
-            self.streams.follow(sym for sym, h in snap.holdings.items() if h.qty > 0)
+        streams = self.streams  # read once: shutdown may clear it from another thread
+        if streams is None:
+            return
+        try:
+            streams.follow(sym for sym, h in snap.holdings.items() if h.qty > 0)
+        except Exception as exc:  # noqa: BLE001  (a socket closing mid-subscribe must not end the iteration)
+            self.decision_log.note(self.now(), "plan", f"price stream: subscription change failed ({exc}); tried "
+                                   "again after the next iteration", "warning")
 
     # ---------------------------------------------------------------- trade updates
     def on_stream_update(self, update, received: float) -> None:
         event, order = str(update.event), update.order
         with self._iteration_lock:
             now = self.now()
+            if event in FILL_EVENTS or event in END_EVENTS:
+                self._stream_base_stale = True  # positions or protection changed: re-read before the next check
             qty = float(update.qty or 0) if event in FILL_EVENTS else 0.0
             note, known = self.venue.watcher.on_update(order, self.ledger, now, event_qty=qty)
             what = f"{order.symbol} {enum_value(order.side)} {order.qty or ''}".strip()
             if note:
                 self.decision_log.note(now, "plan", f"fill (stream): {note}")
-                self._stream_base_stale = True
             if known and event in END_EVENTS and order.client_order_id:
                 self.journal.update_order(order.client_order_id, status=event)
             if not known:
@@ -79,10 +90,11 @@ class StreamingBot:
             elif event in ("rejected", "expired"):
                 self.decision_log.note(now, "plan", f"stream: {what} order {event} ({order.client_order_id})",
                                        "warning")
-            if event in FILL_EVENTS and update.position_qty is not None and self.streams is not None:
-                held = set(self.streams.prices.symbols)
+            streams = self.streams
+            if event in FILL_EVENTS and update.position_qty is not None and streams is not None:
+                held = set(streams.prices.symbols)
                 (held.add if float(update.position_qty) > 0 else held.discard)(order.symbol)
-                self.streams.follow(held)
+                streams.follow(held)
             self.alerts.end_iteration(now)
 
     # ---------------------------------------------------------------- prices
@@ -91,6 +103,10 @@ class StreamingBot:
             return  # no iteration yet: the first one protects everything
         with self._iteration_lock:
             now = self.now()
+            if self.stopping:
+                return  # shutting down: the shutdown check protects what is held, nothing new starts
+            if abs((pd.Timestamp(now) - pd.Timestamp(when)).total_seconds()) > MAX_PRICE_AGE_S:
+                return  # a delayed or backlogged print says nothing about the price now
             if self._stream_base_stale:
                 try:
                     self._stream_base, self._stream_base_stale = self.venue.after_orders(self._stream_base), False
@@ -122,10 +138,12 @@ class StreamingBot:
                 if d.intent is None:
                     continue
                 acted = True
-                if d.intent.kind == IntentKind.MOVE_STOP:
-                    self._last_move[symbol] = time.monotonic()
+                moved = d.intent.kind == IntentKind.MOVE_STOP
+                (self._last_move if moved else self._last_try)[symbol] = time.monotonic()
                 try:
                     with self._exec_lock:
+                        if self.stopping:
+                            break
                         self.execute(d.intent, fresh)
                         if self.executor.unsettled:
                             self.executor.settle(fresh)
@@ -146,14 +164,17 @@ class StreamingBot:
             self.decision_log.record_iteration(now, warnings, None)
 
     def _wanted(self, decisions, symbol: str) -> bool:
-        """An intent worth acting on now: any software stop or protection; a stop move once per interval."""
+        """An intent worth acting on now: a software stop or protection at most every RETRY_S (one the broker refused
+        is not re-sent on every tick); a stop move at most once per STREAM_MIN_INTERVAL_SECONDS."""
+        now = time.monotonic()
         for d in decisions:
             if d.intent is None:
                 continue
-            if d.intent.kind != IntentKind.MOVE_STOP:
-                return True
-            last = self._last_move.get(symbol)
-            if last is None or time.monotonic() - last >= self.settings.stream_min_interval_seconds:
+            if d.intent.kind == IntentKind.MOVE_STOP:
+                last, wait = self._last_move.get(symbol), self.settings.stream_min_interval_seconds
+            else:
+                last, wait = self._last_try.get(symbol), RETRY_S
+            if last is None or now - last >= wait:
                 return True
         return False
 

@@ -244,3 +244,36 @@ def test_a_stream_update_for_a_bracket_watches_its_legs_and_a_non_fill_event_rec
     assert world.watcher.on_update(new, world.ledger, T0) == (None, True)  # known by its client id
     assert {k: v["role"] for k, v in world.watcher.watch.items()} == {"e2": "entry", "tp": "target", "sl": "stop"}
     assert fills_of(world) == []
+
+
+def test_a_stream_message_that_arrives_after_the_rest_sync_counted_the_order_counts_nothing(world):
+    world.watcher.track("s1", "JPM", "sell", "stop")
+    done = order("s1", side="sell", type_="stop", status="filled", filled=10, avg=85.0)
+    assert world.watcher.sync(Broker(s1=done), world.ledger, [], T0) == ["JPM: sell 10 filled at 85.00 (stop)"]
+    assert world.watcher.on_update(done, world.ledger, T1, event_qty=10) == (None, True)  # queued during the sync
+    world.watcher.track("e1", "JPM", "buy", "entry")
+    full = order("e1", status="filled", filled=10, avg=101.2)
+    world.watcher.sync(Broker(e1=full), world.ledger, [], T0)
+    half = order("e1", status="partially_filled", filled=4, avg=100.0)  # older messages, handled late
+    assert world.watcher.on_update(half, world.ledger, T1, event_qty=4) == (None, True)
+    assert world.watcher.on_update(full, world.ledger, T1, event_qty=6) == (None, True)
+    assert "e1" not in world.watcher.watch  # not watched again: the next sync has nothing to re-read
+    assert [f[2] for f in fills_of(world)] == [10.0, 10.0]  # the stop's 10 and the entry's 10, once each
+    restarted = FillWatcher(world.journal)  # the counted orders survive a restart
+    assert restarted.on_update(done, world.ledger, T1, event_qty=10) == (None, True)
+
+
+def test_stream_legs_are_watched_with_their_symbol_and_side_and_fills_keep_the_message_time(world):
+    # an order first seen on the stream as 'new' (nothing filled): one share filling later is one share
+    first = order("n1", symbol="XOM", status="new", cid="by-hand")
+    assert world.watcher.on_update(first, world.ledger, T0) == (None, False)
+    one = order("n1", symbol="XOM", status="filled", filled=1, avg=50.0, cid="by-hand")
+    assert world.watcher.on_update(one, world.ledger, T1, event_qty=1)[0] == "XOM: buy 1 filled at 50.00 (entry)"
+    # a bracket's legs, learned from its update, fill later with the leg's own symbol and side
+    legs = [order("tp", side="sell", type_="limit", limit=115.0), order("sl", side="sell", type_="stop", stop=95.0)]
+    world.watcher.on_update(order("b1", status="new", cid="combined-JPM-enter-y", legs=legs), world.ledger, T0)
+    stop = order("sl", side="sell", type_="stop", status="filled", filled=10, avg=95.0, cid="leg")
+    assert world.watcher.on_update(stop, world.ledger, T1, event_qty=10)[0] == "JPM: sell 10 filled at 95.00 (stop)"
+    times = list(world.journal.frame("fills")["time"])
+    assert times == [T1.isoformat(), T1.isoformat()]  # no filled_at on the message: the time it was handled
+    assert fills_of(world) == [("XOM", "buy", 1.0, 50.0, "entry"), ("JPM", "sell", 10.0, 95.0, "stop")]

@@ -74,9 +74,13 @@ def test_control_commands_are_written_for_the_running_bot(tmp_path, command):
     r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
     assert r.returncode == 2 and "no journal at" in r.stderr and not journal.exists()  # a typo starts nothing
     Journal(journal).close()  # the running bot's journal
-    r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path, env={"RISK_ENABLED": "false"})
+    off = {"risk": {"mode": "ACTIVE", "why": "risk controller off (RISK_ENABLED=false)"}}  # as such a bot writes it
+    Journal(journal).set_state("status", off)
+    r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
     assert r.returncode == 2 and "RISK_ENABLED=false: the bot ignores" in r.stderr  # it would do nothing: said
     assert Journal(journal).get_state(COMMAND_KEY) is None
+    Journal(journal).set_state("status", {"risk": {"mode": "ACTIVE", "why": "ACTIVE"}})
+    (tmp_path / ".env").write_text("STOP_LOSS_PCT=oops\n")  # a broken settings file does not block a halt
     r = run("live_trader.py", command, "--journal", str(journal), cwd=tmp_path)
     assert r.returncode == 0 and command in r.stdout
     assert Journal(journal).get_state(COMMAND_KEY)["command"] == command

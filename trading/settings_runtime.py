@@ -54,6 +54,10 @@ def change(journal, base: Settings, changes: Mapping[str, object], source: str, 
             f"{k} cannot change while the bot runs (set it in .env and restart); changeable: "
             + ", ".join(RUNTIME_SETTINGS) for k in bad)
         raise SettingsError("; ".join(problems), problems)
+    odd = [k for k, v in changes.items() if not isinstance(v, (str, int, float, bool))]
+    if odd:
+        problems = tuple(f"{k}: give a number, true/false or text, not {type(changes[k]).__name__}" for k in odd)
+        raise SettingsError("; ".join(problems), problems)
     texts = {k: as_text(v) for k, v in changes.items()}
     current = overrides(journal)
     before = base.with_changes(current) if current else base

@@ -65,7 +65,10 @@ class Streams:
     def follow(self, symbols: Iterable[str]) -> None:
         """Prices for exactly these symbols (the positions held), on the one data connection."""
         with self._lock:
+            starting = not self.prices.started
             added, removed = self.prices.follow(symbols)
+            if starting and self.prices.started:
+                self._since["prices"] = self.clock()  # "never connected" counts from its start, not the bot's
         if added or removed:
             logger.info("price stream: %s%s", f"+{','.join(sorted(added))} " if added else "",
                         f"-{','.join(sorted(removed))}" if removed else "")

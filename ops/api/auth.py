@@ -43,10 +43,13 @@ class Guard:
         """Seconds until this address may try again (0: it may)."""
         now = self._clock()
         with self._lock:
-            q = self._failures[address]
+            q = self._failures.get(address)
             while q and now - q[0] > WINDOW_S:
                 q.popleft()
-            return WINDOW_S - (now - q[0]) if len(q) >= self.max_failures else 0.0
+            if q is not None and not q:
+                del self._failures[address]  # an address that stopped failing is forgotten
+                return 0.0
+            return WINDOW_S - (now - q[0]) if q and len(q) >= self.max_failures else 0.0
 
     def _fail(self, address: str, request: Request, why: str) -> None:
         with self._lock:
@@ -64,10 +67,9 @@ class Guard:
         if wait > 0:
             raise HTTPException(429, "too many failed attempts from this address; try again later",
                                 headers={"Retry-After": str(int(wait) + 1)})
-        header = request.headers.get("authorization", "")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() == "bearer" and self.token_ok(value.strip()):
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":  # another scheme (a proxy's Basic auth) is not an attempt at ours
+            if self.token_ok(value.strip()):
                 return
             self._fail(address, request, "wrong token")
             raise HTTPException(401, "wrong token", headers={"WWW-Authenticate": "Bearer"})

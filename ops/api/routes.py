@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from ops.api import views
 from ops.api.context import ApiContext
 from trading.intents import Step
-from trading.risk.kill_switch import write_command
+from trading.risk.kill_switch import RISK_OFF, risk_off, write_command
 from trading.settings import SettingsError, as_text
 from trading.settings_runtime import RUNTIME_SETTINGS, change, effective, overrides
 from trading.settings_specs import SPECS
@@ -127,11 +127,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
 
     def command(name: str, request: Request) -> dict:
         with ctx.journal() as j:
-            if not ctx.settings.risk_enabled:  # the commands live in the risk controller, which is switched off
-                why = ("RISK_ENABLED=false: the bot ignores halt, resume and flatten. Set RISK_ENABLED=true and "
-                       "restart it, or stop the bot (Ctrl-C/SIGTERM keeps every position protected)")
-                j.record_control(_now(), _source(request), name, "", f"refused: {why}")
-                raise HTTPException(409, why)
+            if risk_off(j):  # the commands live in the risk controller, which that bot runs without
+                j.record_control(_now(), _source(request), name, "", f"refused: {RISK_OFF}")
+                raise HTTPException(409, RISK_OFF)
             effect = write_command(j, name, _now(), _source(request))
         return {"command": name, "effect": f"at its next iteration the bot goes {effect}"}
 

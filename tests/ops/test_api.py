@@ -150,6 +150,7 @@ def test_settings_change_is_validated_persisted_and_journaled(api):
     ({"MAX_POSITIONS": "many"}, "MAX_POSITIONS='many' is invalid"),
     ({"MAX_ENTRY_PCT": 0.5}, "must not exceed MAX_POSITION_PCT"),
     ({}, "no settings given"),
+    ({"MAX_POSITIONS": [1]}, "MAX_POSITIONS: give a number, true/false or text, not list"),
 ])
 def test_bad_settings_get_422_with_the_rule_and_change_nothing(api, body, problem):
     r = api.post("/api/settings", json=body)
@@ -194,7 +195,10 @@ def test_no_cors_headers_for_another_origin(api):
 
 
 def test_commands_are_refused_with_409_when_the_risk_controller_is_off(journal_copy):
-    server = start_api(journal_copy, risk_enabled=False)
+    status = Journal(journal_copy).get_state("status")
+    Journal(journal_copy).set_state("status", {**status, "risk": {"mode": "ACTIVE", "why": "risk controller off "
+                                                                  "(RISK_ENABLED=false)"}})  # as that bot writes it
+    server = start_api(journal_copy)
     try:
         r = httpx.post(server.url + "/api/halt", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 409 and "RISK_ENABLED=false" in r.json()["detail"]
@@ -204,3 +208,12 @@ def test_commands_are_refused_with_409_when_the_risk_controller_is_off(journal_c
     assert journal.get_state(COMMAND_KEY) is None  # nothing a bot would pretend to obey
     (row,) = journal.frame("controls").to_dict("records")
     assert row["action"] == "halt" and row["result"].startswith("refused: RISK_ENABLED=false")
+
+
+def test_a_proxys_basic_auth_header_is_not_a_failed_attempt_and_the_cookie_still_works(api):
+    with httpx.Client(base_url=api.server.url, timeout=10) as browser:
+        browser.post("/login", data={"token": TOKEN})
+        for _ in range(15):  # a reverse proxy in front sends its own Authorization on every request
+            r = browser.get("/api/status", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+            assert r.status_code == 200
+    assert api.server.ctx.guard.refused == 0

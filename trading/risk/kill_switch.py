@@ -18,6 +18,17 @@ EFFECTS = {"halt": "HALTED: protective orders only, open entry orders cancelled;
            "flatten": "every order cancelled and every position closed at market, then HALTED"}
 
 
+RISK_OFF = ("RISK_ENABLED=false: the bot ignores halt, resume and flatten. Set RISK_ENABLED=true and restart it, "
+            "or stop the bot (Ctrl-C/SIGTERM keeps every position protected)")
+
+
+def risk_off(journal) -> bool:
+    """The bot writing this journal runs without its risk controller (where the commands live): its own last
+    status says so, whatever the settings file of whoever asks."""
+    status = journal.get_state("status") or {}
+    return "RISK_ENABLED=false" in str((status.get("risk") or {}).get("why", ""))
+
+
 def write_command(journal, command: str, now: datetime, source: str = "cli") -> str:
     """Write a human's command for the bot (the CLI and the API both come here) and journal who asked.
     The bot applies the latest one at its next iteration; a stopped bot at its next start. Returns the effect."""

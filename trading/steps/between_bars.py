@@ -39,6 +39,9 @@ def plan_between_bars(snap: Snapshot, s: Settings, trades: dict, ids: OrderIds, 
     """Decisions for `symbol` only: those with an intent of the kinds the stream may act on, and warnings."""
     if symbol not in snap.holdings:
         return []
+    if any(o.side == "sell" and o.parent_id is None and o.order_class == "simple" and not o.is_protective_stop
+           for o in snap.orders_for(symbol)):
+        return []  # an exit the iteration placed is working (a resting limit, a partial fill): let it finish
     protection = plan_protection(snap, s, ids)
     mine = [d for d in protection.decisions if d.symbol == symbol]
     lot = trades.get(symbol)
