@@ -144,6 +144,7 @@ class LiveBot:
         the strategy's iteration (its market-hours check is 24/7 here: the bot asks Alpaca's clock)."""
         self.strategy._executor.sync_broker()
         self.strategy.on_trading_iteration()
+        self.strategy._first_iteration = self.strategy.broker._first_iteration = False  # as the executor does
 
     def lines(self, step: str | None = None) -> list[str]:
         return [r["reason"] for r in self.strategy.decision_log.records if step is None or r["step"] == step]
