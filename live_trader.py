@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default JOURNAL_PATH)")
     p.add_argument("--strategy", default="combined", help=f"strategy name (known: {', '.join(KNOWN_STRATEGIES)})")
     p.add_argument("--backtest", action="store_true", help="run offline on historical or built-in data")
-    p.add_argument("--data", default="builtin", help="builtin (simulated market) or csv:DIR (one <SYMBOL>.csv each)")
+    p.add_argument("--data", default="builtin", help="builtin (simulated market), csv:DIR (one <SYMBOL>.csv each) "
+                   "or alpaca (Alpaca's history, cached in BAR_CACHE_DIR; needs keys)")
+    p.add_argument("--timeframe", choices=("hour", "day"), default="hour", help="--data alpaca: bar size")
+    p.add_argument("--refresh", action="store_true", help="--data alpaca: fetch again what the cache holds")
     p.add_argument("--start", type=_date, help="first backtest day (YYYY-MM-DD)")
     p.add_argument("--end", type=_date, help="last backtest day (YYYY-MM-DD)")
     p.add_argument("--budget", type=float, default=100_000.0, help="starting portfolio value in USD")
@@ -52,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the built-in market")
     p.add_argument("--out", type=Path, default=None, help="folder for report folders (default REPORTS_DIR)")
     p.add_argument("--env-file", type=Path, default=Path(".env"), help="settings file (default .env)")
+    p.add_argument("--profile", default=None, help="settings profile: conservative, balanced, aggressive, paper "
+                   "(profiles/), or a path to a .env-style file such as a sweep's output; .env and the "
+                   "environment still win (default: PROFILE in .env)")
     p.add_argument("--dry-run", action="store_true", help="live: decide, log and journal everything, send nothing")
     p.add_argument("--live", action="store_true", help="trade real money (also needs ALPACA_PAPER=false)")
     p.add_argument("--yes", action="store_true", help="with --live: skip the typed confirmation")
@@ -92,10 +98,15 @@ def main(argv: list[str] | None = None) -> int:
 def _settings(args):
     from trading.settings import Settings, unknown_keys
 
-    settings = Settings.load(dotenv_path=args.env_file)
+    profile = getattr(args, "profile", None)
+    settings = Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": profile} if profile else None)
     for key in unknown_keys(args.env_file):
         print(f"warning: {args.env_file} sets {key}, which is not a setting (typo?); see .env.example",
               file=sys.stderr)
+    if settings.profile:
+        changed = settings.profile_changes()
+        print(f"profile {settings.profile}: " + ("; ".join(changed) if changed else "the defaults, nothing changed"),
+              flush=True)
     return settings
 
 
@@ -103,8 +114,8 @@ def run_backtest_command(args) -> int:
     import pandas as pd
 
     settings = _settings(args)
-    if args.data != "builtin" and not args.data.startswith("csv:"):
-        raise UsageError(f"--data {args.data!r}: use builtin or csv:DIR")
+    if args.data not in ("builtin", "alpaca") and not args.data.startswith("csv:"):
+        raise UsageError(f"--data {args.data!r}: use builtin, csv:DIR or alpaca")
     lumibot_env.prepare(backtesting=True)
     from backtest import runner
     from backtest.report import render_table, summarize, write_report
@@ -115,12 +126,12 @@ def run_backtest_command(args) -> int:
     config = runner.BacktestConfig(strategy=args.strategy, data=args.data, start=args.start, end=args.end,
                                    budget=args.budget, book=args.book, out_root=out_root,
                                    seed=DEFAULT_SEED if args.seed is None else args.seed,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, timeframe=args.timeframe, refresh=args.refresh)
     prep = runner.prepare(config, settings)  # bad data fails here, before any file is written
-    where = "the built-in simulated market" if args.data == "builtin" else args.data
+    where = "the built-in simulated market" if args.data == "builtin" else prep.market.source
     print(f"Backtesting {strategy_name(args.strategy)} offline on {where}, {prep.start.date()} .. "
-          f"{(prep.end - pd.Timedelta(days=1)).date()} ({prep.market.timestep} bars; no network, no browser)",
-          flush=True)
+          f"{(prep.end - pd.Timedelta(days=1)).date()} ({prep.market.timestep} bars; from here no network, no "
+          "browser)", flush=True)
     for w in prep.warnings:
         print(f"warning: {w}", flush=True)
     out_dir = runner.new_out_dir(out_root, config.data, prep.start.date(), (prep.end - pd.Timedelta(days=1)).date())

@@ -70,6 +70,7 @@ def summarize(run: BacktestRun) -> dict:
         "entries": log.count("enter"), "hedges_opened": log.count("hedge"), "hedges_unwound": log.count("unhedge"),
         "protections_attached": log.count("protect"), "hedge_time_in_market": time_in_market(inverse),
         "open_positions_at_end": int((trades["exit_reason"] == "open").sum()),
+        **cost_figures(run, float(eq["strategy"].iloc[0]), float(eq["strategy"].iloc[-1])),
     }
     bench = {}
     if "spy_buy_hold" in eq:
@@ -81,13 +82,22 @@ def summarize(run: BacktestRun) -> dict:
         "data": run.market.source, "timestep": run.market.timestep, "iterations": st.iterations,
         "confidence_source": st.scorer.describe(), "wall_seconds": run.wall_seconds,
         "strategy": strategy, "spy_buy_hold": bench, "exits_by_reason": exits, "warnings": run.warnings,
-        "journal": perf, "risk": st.risk.describe(),
+        "journal": perf, "risk": st.risk.describe(), "costs": run.costs.describe(),
         "starting_book": list(run.book.notes),
         "lumibot": {"total_return": safe(_f(lumi.get("total_return"))), "cagr": safe(_f(lumi.get("cagr"))),
                     "sharpe": safe(_f(lumi.get("sharpe"))),
                     "max_drawdown": safe(_f((lumi.get("max_drawdown") or {}).get("drawdown")))},
         "out_dir": str(run.out_dir),
     }
+
+
+def cost_figures(run: BacktestRun, start_value: float, final_value: float) -> dict:
+    """Fees and slippage the run paid, and the gross return: the net one with those dollars added back (the
+    sizing and the cash they would have left are not replayed)."""
+    tally = run.costs.tally
+    paid = tally.fees + tally.slippage
+    return {"fees": tally.fees, "slippage": tally.slippage, "costs_share_of_start": paid / start_value,
+            "gross_return": (final_value + paid) / start_value - 1}
 
 
 def _f(x) -> float:
@@ -108,7 +118,9 @@ def render_table(summary: dict) -> str:
 
     rows = [
         ("Final value", f"${s['final_value']:,.0f}", f"${b['final_value']:,.0f}" if b else "-"),
-        ("Total return", pct(s["total_return"]), pct(b.get("total_return")) if b else "-"),
+        ("Total return (net of costs)", pct(s["total_return"]), pct(b.get("total_return")) if b else "-"),
+        ("Total return, gross", pct(s["gross_return"]), "-"),
+        ("Fees / slippage paid", f"${s['fees']:,.0f} / ${s['slippage']:,.0f}", "-"),
         ("CAGR", pct(s["cagr"]), pct(b.get("cagr")) if b else "-"),
         ("Sharpe (daily, rf 0)", num(s["sharpe"]), num(b.get("sharpe", math.nan)) if b else "-"),
         ("Max drawdown", pct(s["max_drawdown"]), pct(b.get("max_drawdown")) if b else "-"),
@@ -137,7 +149,8 @@ def render_table(summary: dict) -> str:
     head = (f"Backtest {summary['window'][0]} .. {summary['window'][1]}  |  data: {summary['data']} "
             f"({summary['timestep']} bars)  |  {summary['iterations']} iterations  |  "
             f"{summary['wall_seconds']:.0f} s")
-    notes = [f"Confidence: {summary['confidence_source']}."]
+    notes = [f"Confidence: {summary['confidence_source']}.",
+             f"Costs: {summary['costs']} (gross adds what was paid back; SPY buy & hold pays none)."]
     lu = summary["lumibot"]
     if lu.get("total_return") is not None:
         notes.append(f"Lumibot's own figures: total return {lu['total_return']:+.1%}, max drawdown "

@@ -12,11 +12,12 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from backtest.costs import BacktestCosts
 from backtest.scenario import StartingBook, starting_book
 from marketdata.builtin import DEFAULT_SEED, generate, inverse_map
 from marketdata.csv_source import DataError, load_csv_dir
@@ -31,6 +32,8 @@ logger = logging.getLogger("trader.backtest")
 
 DEFAULT_START, DEFAULT_END = date(2024, 1, 2), date(2024, 12, 31)
 NY = "America/New_York"
+# --data alpaca fetches this much before --start, so the 200-bar trend line and RSI exist on the first day traded
+WARM_UP_DAYS = {"hour": 70, "day": 450}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class BacktestConfig:
     seed: int = DEFAULT_SEED
     out_root: Path = Path("reports")
     progress: bool = True
+    timeframe: str = "hour"  # --data alpaca: "hour" or "day"
+    refresh: bool = False  # --data alpaca: fetch again what the cache holds
 
 
 @dataclass
@@ -59,6 +64,7 @@ class BacktestRun:
     out_dir: Path
     warnings: list[str]
     wall_seconds: float
+    costs: BacktestCosts
 
 
 def load_market(config: BacktestConfig, settings: Settings,
@@ -84,7 +90,31 @@ def load_market(config: BacktestConfig, settings: Settings,
         if start > last or end < first:
             raise DataError(f"--start/--end {start} .. {end} lie outside the CSV data ({first} .. {last}).")
         return market, max(start, first), min(end, last)
-    raise DataError(f"--data {config.data!r} is not known; use builtin or csv:DIR.")
+    if config.data == "alpaca":
+        return _alpaca_market(config, settings, default_window)
+    raise DataError(f"--data {config.data!r} is not known; use builtin, csv:DIR or alpaca.")
+
+
+def _alpaca_market(config: BacktestConfig, settings: Settings,
+                   default_window: tuple[date, date]) -> tuple[Market, date, date]:
+    """Alpaca's history for every symbol the settings name, through the bar cache (marketdata/alpaca_history.py).
+    Without --start/--end: the length of the default window, ending yesterday."""
+    from broker.clients import make_clients
+    from broker.gateway import AlpacaGateway
+    from marketdata.alpaca_history import HistoryRequest, load_history, no_keys_error
+    from marketdata.bar_cache import BarCache
+
+    if not settings.alpaca_api_key.reveal() or not settings.alpaca_api_secret.reveal():
+        raise no_keys_error()
+    end = config.end or date.today() - timedelta(days=1)
+    start = config.start or end - (default_window[1] - default_window[0])
+    warm_up = WARM_UP_DAYS.get(config.timeframe, 0)  # indicator history before the first day traded
+    req = HistoryRequest(settings.all_symbols(), config.timeframe, start - timedelta(days=warm_up), end,
+                         settings.alpaca_data_feed, settings.bar_adjustment)
+    trading, data = make_clients(settings)
+    market = load_history(AlpacaGateway(trading, data, settings.alpaca_data_feed), req,
+                          BarCache(Path(settings.bar_cache_dir)), refresh=config.refresh, progress=config.progress)
+    return market, start, end
 
 
 def adapt_to_data(settings: Settings, market: Market) -> tuple[Settings, list[str]]:
@@ -149,8 +179,12 @@ class PreparedBacktest:
     scorer: object  # the ConfidenceModel: the meta-model when MODEL_PATH holds one, else the rule
 
 
-def prepare(config: BacktestConfig, settings: Settings) -> PreparedBacktest:
-    market, start_d, end_d = load_market(config, settings)
+def prepare(config: BacktestConfig, settings: Settings, market: Market | None = None) -> PreparedBacktest:
+    """`market`: already loaded (a sweep's trials share one); the window is then config.start .. config.end."""
+    if market is None:
+        market, start_d, end_d = load_market(config, settings)
+    else:
+        start_d, end_d = config.start or market.first_bar().date(), config.end or market.last_bar().date()
     settings, warnings = adapt_to_data(settings, market)
     daily = market.timestep == "day"
     sleeptime = "1D" if daily else settings.sleeptime
@@ -186,7 +220,10 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     config, settings, market, book = prep.config, prep.settings, prep.market, prep.book
     start, end, sleeptime = prep.start, prep.end, prep.sleeptime
     features = FeatureParams.from_settings(settings) if isinstance(prep.scorer, MetaModel) else None
-    indicator_book = IndicatorBook(market_frames(market.bars, settings.rsi_period, features), market.bar_period)
+    frames = market_frames(market.bars, settings.rsi_period, features)
+    indicator_book = IndicatorBook(frames, market.bar_period)
+    costs = BacktestCosts.from_settings(settings, frames)
+    buy_fees, sell_fees = costs.trading_fees()
 
     usd = Asset("USD", "forex")
     pandas_data = [Data(Asset(sym, "stock"), df, timestep=market.timestep, quote=usd)
@@ -194,7 +231,7 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
     out_dir = out_dir or new_out_dir(config.out_root, config.data, start.date(), (end - pd.Timedelta(days=1)).date())
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"settings": settings, "indicator_book": indicator_book, "bar_period": market.bar_period,
-                  "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer,
+                  "sleeptime": sleeptime, "cost_basis": book.cost_basis, "scorer": prep.scorer, "costs": costs,
                   # the run's journal works in memory and is written to the report folder when the run ends
                   "journal": Journal(out_dir / "journal.sqlite", in_memory_until_saved=True)}
     try:
@@ -208,15 +245,16 @@ def execute(prep: PreparedBacktest, out_dir: Path | None = None) -> BacktestRun:
                 benchmark_asset=None, risk_free_rate=0.0, analyze_backtest=False, save_stats_file=False,
                 show_plot=False, show_tearsheet=False, save_tearsheet=False, show_indicators=False,
                 show_progress_bar=config.progress, quiet_logs=True, parameters=parameters,
+                buy_trading_fees=buy_fees, sell_trading_fees=sell_fees,
             )
     finally:
         parameters["journal"].save()  # also after a failed run: what it decided until then
     return BacktestRun(config, settings, market, start, end, book, strategy, results or {}, out_dir,
-                       list(prep.warnings), time.perf_counter() - t0)
+                       list(prep.warnings), time.perf_counter() - t0, costs)
 
 
 def new_out_dir(root: Path, data: str, start: date, end: date) -> Path:
-    label = "builtin" if data == "builtin" else Path(data[4:]).name or "csv"
+    label = data if data in ("builtin", "alpaca") else Path(data[4:]).name or "csv"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{stamp}-{label}-{start:%Y%m%d}-{end:%Y%m%d}"
     path, n = base, 1

@@ -12,8 +12,10 @@ from trading.snapshot import Snapshot
 class BacktestVenue:
     live = False
 
-    def __init__(self, strategy):
+    def __init__(self, strategy, costs=None):
         self.st = strategy
+        if costs is not None:  # slippage on the backtester's market and stop fills (backtest/costs.py)
+            costs.install(strategy.broker)
 
     def snapshot(self, now) -> Snapshot:
         return self.st.snapshot_from_lumibot(now)

@@ -3,7 +3,8 @@
   python bench/compare_risk.py [--start 2024-01-02 --end 2024-12-31]
 
 Columns: everything off (no risk controller, no Kelly cap, no exit policy: the plain brackets), the
-exit policy alone, and the defaults (risk controller + exit policy + Kelly cap).
+exit policy alone, and the defaults (risk controller + exit policy + Kelly cap), each with the backtest's
+costs (fees and slippage, backtest/costs.py); then the defaults without costs (BACKTEST_COSTS=false).
 """
 
 import argparse
@@ -30,6 +31,7 @@ VARIANTS = {
     "all off": OFF,
     "exit policy only": dict(risk_enabled=False, kelly_fraction=0),
     "defaults (all on)": {},
+    "defaults, no costs": dict(backtest_costs=False),
 }
 REASONS = ("stop", "take_profit", "breakeven", "trailing", "partial", "time", "software_stop", "trim",
            "hedge_unwind")
@@ -54,6 +56,8 @@ def main() -> int:
         return "-" if x is None else f"{x:+.1%}"
 
     rows = [("total return", lambda s: pct(s["strategy"]["total_return"])),
+            ("gross of costs", lambda s: pct(s["strategy"]["gross_return"])),
+            ("fees / slippage $", lambda s: f"{s['strategy']['fees']:,.0f} / {s['strategy']['slippage']:,.0f}"),
             ("max drawdown", lambda s: pct(s["strategy"]["max_drawdown"])),
             ("worst day", lambda s: pct(s["strategy"]["worst_day"])),
             ("worst week", lambda s: pct(s["strategy"]["worst_week"])),

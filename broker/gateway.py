@@ -133,13 +133,13 @@ class AlpacaGateway:
                                                                              client_order_id=client_order_id))
 
     # ------------------------------------------------------------------ market data
-    def bars(self, symbols: list[str], bar_period: pd.Timedelta, start: datetime, end: datetime
-             ) -> dict[str, pd.DataFrame]:
+    def bars(self, symbols: list[str], bar_period: pd.Timedelta, start: datetime, end: datetime,
+             adjustment: str = "all") -> dict[str, pd.DataFrame]:
         """Bars for all symbols in one request (paged by the SDK), as per-symbol OHLCV frames in New York time."""
         if not symbols:
             return {}
         req = StockBarsRequest(symbol_or_symbols=list(symbols), timeframe=timeframe(bar_period), start=start,
-                               end=end, feed=self.feed, adjustment=Adjustment.ALL)
+                               end=end, feed=self.feed, adjustment=Adjustment(adjustment))
         barset = self._read("bars", lambda: self.data.get_stock_bars(req))
         df = barset.df
         out: dict[str, pd.DataFrame] = {}

@@ -50,7 +50,7 @@ def load_csv_dir(folder: str | Path) -> Market:
     else:
         dropped = 0
         for sym, df in frames.items():
-            rth = _regular_session(df)
+            rth = regular_session(df)
             dropped += len(df) - len(rth)
             frames[sym] = rth
         if dropped:
@@ -60,7 +60,7 @@ def load_csv_dir(folder: str | Path) -> Market:
         elif minutes == 60:
             timestep, period = "hour", pd.Timedelta(hours=1)
         else:
-            frames = {s: _to_hourly(df) for s, df in frames.items()}
+            frames = {s: to_hourly(df) for s, df in frames.items()}
             timestep, period = "hour", pd.Timedelta(hours=1)
             warnings.append(f"{minutes:g}-minute bars were resampled to hourly bars (Lumibot simulates minute, hour "
                             "or day bars)")
@@ -150,12 +150,12 @@ def _bar_minutes(df: pd.DataFrame) -> float | None:
     return float(gaps.median().total_seconds() / 60)
 
 
-def _regular_session(df: pd.DataFrame) -> pd.DataFrame:
+def regular_session(df: pd.DataFrame) -> pd.DataFrame:
     minutes = df.index.hour * 60 + df.index.minute
     return df[(minutes >= 9 * 60 + 30) & (minutes < 16 * 60)]
 
 
-def _to_hourly(df: pd.DataFrame) -> pd.DataFrame:
+def to_hourly(df: pd.DataFrame) -> pd.DataFrame:
     """Hourly bars anchored at 09:30 (09:30, 10:30, ... 15:30), stamped at their start, in wall-clock time."""
     since_open = (df.index.hour * 60 + df.index.minute) - (9 * 60 + 30)
     label = df.index.normalize() + pd.to_timedelta(9 * 60 + 30 + (since_open // 60) * 60, unit="min")

@@ -272,13 +272,16 @@ def _plots(out: Path, model, oos: tuple[np.ndarray, np.ndarray]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default="builtin", help="builtin or csv:DIR")
+    ap.add_argument("--data", default="builtin", help="builtin, csv:DIR or alpaca (cached in BAR_CACHE_DIR)")
+    ap.add_argument("--timeframe", choices=("hour", "day"), default="hour", help="--data alpaca: bar size")
+    ap.add_argument("--refresh", action="store_true", help="--data alpaca: fetch again what the cache holds")
     ap.add_argument("--start", type=date.fromisoformat)
     ap.add_argument("--end", type=date.fromisoformat)
     ap.add_argument("--out", type=Path, default=None, help="folder (default: the folder of MODEL_PATH)")
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--seed", type=int, default=None, help="seed of the built-in market")
     ap.add_argument("--env-file", type=Path, default=Path(".env"))
+    ap.add_argument("--profile", default=None, help="settings profile (profiles/NAME.env or a path)")
     args = ap.parse_args(argv)
 
     from backtest.runner import BacktestConfig, load_market
@@ -287,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     from trading.settings import Settings, SettingsError
 
     try:
-        settings = Settings.load(dotenv_path=args.env_file)
+        settings = Settings.load(dotenv_path=args.env_file,
+                                 overrides={"PROFILE": args.profile} if args.profile else None)
         spec = LabelSpec(settings.model_horizon_bars, settings.stop_loss_pct, settings.take_profit_pct)
         params = FeatureParams.from_settings(settings)
-        config = BacktestConfig(data=args.data, start=args.start, end=args.end,
-                                seed=DEFAULT_SEED if args.seed is None else args.seed)
+        config = BacktestConfig(data=args.data, start=args.start, end=args.end, timeframe=args.timeframe,
+                                refresh=args.refresh, seed=DEFAULT_SEED if args.seed is None else args.seed)
         t0 = time.perf_counter()
         market, start, end = load_market(config, settings, default_window=TRAIN_DEFAULT_WINDOW)
         universe = tuple(s for s in settings.universe if s in market.bars)

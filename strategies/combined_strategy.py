@@ -101,7 +101,7 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
         self.alerts = StrategyAlerts(alerter, self.journal, self.now, self.scorer,
                                      self.settings.alert_daily_summary).attach(self.decision_log, self.ledger)
         if gateway is None:
-            self.venue = BacktestVenue(self)
+            self.venue = BacktestVenue(self, p.get("costs"))
         else:
             history = FEATURE_HISTORY_BARS if self.features else MIN_HISTORY_BARS
             self.venue = AlpacaVenue(self, gateway, FillWatcher(self.journal), bool(p.get("dry_run")), history)

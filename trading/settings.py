@@ -89,6 +89,7 @@ class Settings:
     trail_atr_mult: float
     time_exit_hours: float
     journal_path: str
+    profile: str
     universe: tuple[str, ...]
     bellwethers: tuple[str, ...]
     inverse_etfs: dict[str, str] = field(hash=False)
@@ -100,6 +101,8 @@ class Settings:
     max_model_age_days: float
     block_entries_on_stale_model: bool
     reports_dir: str
+    bar_cache_dir: str
+    bar_adjustment: str
     log_level: str
     alpaca_api_key: Secret
     alpaca_api_secret: Secret
@@ -108,6 +111,12 @@ class Settings:
     alpaca_api_url: str
     alpaca_data_url: str
     broker_timeout_seconds: float
+    backtest_costs: bool
+    sec_fee_per_million: float
+    finra_taf_per_share: float
+    cat_fee_per_share: float
+    slippage_bps: float
+    slippage_atr_fraction: float
     alpaca_stream_url: str
     alpaca_data_stream_url: str
     streams_enabled: bool
@@ -124,8 +133,11 @@ class Settings:
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env",
              overrides: Mapping[str, str] | None = None) -> "Settings":
-        """Environment wins over `.env`, explicit overrides win over both. Raises SettingsError."""
+        """Environment wins over `.env`, explicit overrides win over both, and all of them over the profile
+        (PROFILE, trading/profiles.py), which wins over the defaults. Raises SettingsError."""
         import os
+
+        from trading import profiles
 
         raw: dict[str, str] = {}
         if dotenv_path is not None and Path(dotenv_path).is_file():
@@ -133,7 +145,25 @@ class Settings:
         env = os.environ if environ is None else environ
         raw.update({k: v for k, v in env.items() if k in _BY_ENV})
         raw.update(overrides or {})
-        return cls.from_mapping(raw)
+        if not (raw.get("PROFILE") or "").strip():
+            return cls.from_mapping(raw)
+        try:
+            from_profile = {k: v for k, v in profiles.read(raw["PROFILE"]).items() if k not in raw}
+        except profiles.ProfileError as exc:
+            raise SettingsError(f"Invalid profile: {exc}", (str(exc),)) from None
+        try:
+            return cls.from_mapping({**from_profile, **raw})
+        except SettingsError as exc:  # say which bad values came from the profile, so the fix goes there
+            where = profiles.resolve(raw["PROFILE"])
+            problems = tuple(p + (f" (set by the profile {where})" if p.split("=")[0] in from_profile else "")
+                             for p in exc.problems)
+            raise SettingsError("Invalid settings:\n  - " + "\n  - ".join(problems), problems) from None
+
+    def profile_changes(self) -> list[str]:
+        """What the profile changes from the defaults (empty without a profile), for the start-up lines."""
+        from trading import profiles
+
+        return profiles.changes(profiles.read(self.profile), self) if self.profile else []
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, str]) -> "Settings":
@@ -271,6 +301,7 @@ def render_env_example() -> str:
     titles = {"strategy": "Strategy", "risk": "Risk controls, sizing and exit policy", "model": "Meta-model",
               "files": "Files and logging",
               "broker": "Alpaca account (secrets: .env only)",
+              "costs": "Costs charged in backtests (fees and slippage)",
               "ops": "Alerts, status and control API, dashboard (tokens: .env only)"}
     for s in SPECS:
         if s.group != group:

@@ -267,11 +267,20 @@ SPECS: tuple[Spec, ...] = (
          "A model older than this logs a warning every day.", lambda v: v > 0, group="model"),
     Spec("BLOCK_ENTRIES_ON_STALE_MODEL", "block_entries_on_stale_model", "false", _bool, "true or false",
          "Also block new entries while the model is older than MAX_MODEL_AGE_DAYS.", group="model"),
+    Spec("PROFILE", "profile", "", _text, "empty, a name in profiles/ or a path to a .env-style file",
+         "A settings profile (conservative, balanced, aggressive, paper, or a sweep's output): it moves the "
+         "defaults; every variable set in .env or the environment still wins.", group="files"),
     Spec("JOURNAL_PATH", "journal_path", "journal.sqlite", _text, "a file path",
          "The trade journal (SQLite) of live and paper runs; backtests keep theirs in the report folder.",
          group="files"),
     Spec("REPORTS_DIR", "reports_dir", "reports", _text, "a folder path",
          "Where backtests write their report folders.", group="files"),
+    Spec("BAR_CACHE_DIR", "bar_cache_dir", "cache/bars", _text, "a folder path",
+         "Where --data alpaca keeps the bars it fetched (Parquet, one file per symbol, timeframe, feed and "
+         "adjustment, with a manifest).", lambda v: v != "", group="files"),
+    Spec("BAR_ADJUSTMENT", "bar_adjustment", "all", lambda s: s.strip().lower(), "raw, split, dividend or all",
+         "--data alpaca: how Alpaca adjusts historical bars (all: for splits and dividends).",
+         lambda v: v in ("raw", "split", "dividend", "all"), group="files"),
     Spec("LOG_LEVEL", "log_level", "INFO", lambda s: s.strip().upper(), "DEBUG, INFO, WARNING or ERROR",
          "Log verbosity.", lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), group="files"),
     # --- broker
@@ -304,6 +313,26 @@ SPECS: tuple[Spec, ...] = (
     Spec("STREAM_MIN_INTERVAL_SECONDS", "stream_min_interval_seconds", "60", _float, "1 <= x <= 3600",
          "Between iterations, at most one stop move per symbol in this many seconds (a software stop is not "
          "throttled).", _between(1, 3600), group="broker"),
+    # --- costs in backtests (live, Alpaca charges what it charges)
+    Spec("BACKTEST_COSTS", "backtest_costs", "true", _bool, "true or false",
+         "Charge the fees and slippage below in backtests; false: gross figures, as before costs existed.",
+         group="costs"),
+    Spec("SEC_FEE_PER_MILLION", "sec_fee_per_million", "27.80", _float, "0 <= x <= 1000 (USD)",
+         "SEC fee on sells, USD per $1,000,000 sold. Alpaca's regulatory-fees page: $27.80 from 2024-05-22, $0.00 "
+         "for fiscal 2025 (from 2025-05-14); the SEC resets it every year, so the default keeps the last non-zero "
+         "rate rather than understate costs.", _between(0, 1000), group="costs"),
+    Spec("FINRA_TAF_PER_SHARE", "finra_taf_per_share", "0.000166", _float, "0 <= x <= 0.01 (USD)",
+         "FINRA trading activity fee on sells, USD per share (2024-2025 rate; its $8.30-per-trade cap, reached above "
+         "50,000 shares, is not modelled).", _between(0, 0.01), group="costs"),
+    Spec("CAT_FEE_PER_SHARE", "cat_fee_per_share", "0.0000265", _float, "0 <= x <= 0.01 (USD)",
+         "Consolidated Audit Trail fee, USD per share bought or sold (Alpaca's 2025 rate).", _between(0, 0.01),
+         group="costs"),
+    Spec("SLIPPAGE_BPS", "slippage_bps", "2", _float, "0 <= x <= 500",
+         "Backtests: a market or stop fill moves this many basis points against the order (limit fills keep their "
+         "price).", _between(0, 500), group="costs"),
+    Spec("SLIPPAGE_ATR_FRACTION", "slippage_atr_fraction", "0.05", _float, "0 <= x <= 2",
+         "Backtests: plus this fraction of the symbol's ATR(14), as of the bar before the fill, on market and stop "
+         "fills.", _between(0, 2), group="costs"),
     # --- operating from anywhere: alerts, the status and control API, the dashboard
     Spec("ALERT_URLS", "alert_urls", "", _secret, "comma-separated apprise URLs, or empty",
          "Where alerts go (apprise URLs: tgram://, discord://, mailto://, ntfy://, json://...); empty: alerts off. "
