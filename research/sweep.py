@@ -1,0 +1,208 @@
+"""Parameter sweep with walk-forward optimisation: `python -m research.sweep`.
+
+For each fold (research/walkforward.py) Optuna's TPE sampler searches the declared space (research/space.py) on
+the training window, every trial a full Lumibot backtest with costs (research/trials.py, on Ray or serially);
+the best settings are then backtested once on the next, unseen window. The strategy's figure is the stitched
+out-of-sample result, printed beside the in-sample one, with the deflated Sharpe ratio and the probability of
+backtest overfitting of each fold's selection (research/overfitting.py).
+
+Output folder (reports/sweep-<time>/): summary.txt, trials.csv (every trial of every fold), folds.csv,
+importances.csv (Optuna's parameter importances, averaged over folds), oos_equity.png (the stitched
+out-of-sample equity against SPY buy-and-hold) and best.env: the last fold's chosen settings as a profile the
+bot loads with `--profile reports/sweep-<time>/best.env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from research import overfitting
+from research.space import Param, build_space
+from research.walkforward import Fold, folds
+
+OBJECTIVES = ("ret_over_dd", "sharpe", "return")
+
+
+def score(result: dict, objective: str, min_trades: int) -> float | None:
+    """The trial's objective, or None when it cannot count (refused settings, too few trades, no curve)."""
+    if "error" in result or result.get("trades", 0) < min_trades:
+        return None
+    if objective == "sharpe":
+        value = result["sharpe"]
+    elif objective == "return":
+        value = result["total_return"]
+    else:  # return over max drawdown; a drawdown under 1% counts as 1% so a flat curve cannot win by dividing by 0
+        value = result["total_return"] / max(abs(result["max_drawdown"]), 0.01)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def as_env(params: dict) -> dict[str, str]:
+    return {k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in params.items()}
+
+
+def optimise(runner, fold: Fold, space: tuple[Param, ...], args, progress: bool) -> tuple[object, list[dict]]:
+    """One fold's search on its training window; (the Optuna study, the trial rows)."""
+    import optuna
+    from optuna.trial import TrialState
+    from tqdm import tqdm
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=args.seed + fold.number, constant_liar=True,
+                                         n_startup_trials=max(2, min(10, args.trials // 3)))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    asked: dict[int, object] = {}
+
+    def jobs():
+        for _ in range(args.trials):
+            trial = study.ask()
+            asked[trial.number] = trial
+            yield trial.number, as_env({p.name: p.suggest(trial) for p in space}), fold.train_start, fold.train_end
+
+    rows = []
+    bar = tqdm(total=args.trials, desc=f"fold {fold.number} ({fold.train_start}..{fold.train_end})", unit="trial",
+               disable=not progress)
+    for number, result in runner.run(jobs()):
+        trial = asked[number]
+        value = score(result, args.objective, args.min_trades)
+        if value is None:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+        rows.append({"fold": fold.number, "trial": number, **trial.params, "objective": value,
+                     **{k: v for k, v in result.items() if k != "equity"}, "_equity": result.get("equity")})
+        bar.update()
+    bar.close()
+    return study, rows
+
+
+def run_sweep(runner, space, args, progress: bool = True) -> dict:
+    """Every fold: search, pick, test out of sample. Returns everything the report shows."""
+    fold_rows, trial_rows, oos_curves, importances = [], [], [], []
+    for fold in folds(args.start, args.end, args.train_days, args.test_days, args.gap_days):
+        study, rows = optimise(runner, fold, space, args, progress)
+        trial_rows += rows
+        done = [r for r in rows if r["objective"] is not None]
+        if not done:
+            fold_rows.append({"fold": fold.number, "train": f"{fold.train_start}..{fold.train_end}",
+                              "test": f"{fold.test_start}..{fold.test_end}", "note": "no trial had "
+                              f"{args.min_trades}+ trades: nothing chosen, the test window stays in cash"})
+            continue
+        best = study.best_trial
+        chosen = as_env(best.params)
+        (_, oos), = runner.run([("oos", chosen, fold.test_start, fold.test_end)])
+        curves = pd.DataFrame({r["trial"]: r["_equity"].pct_change() for r in done if r["_equity"] is not None})
+        best_curve = next(r["_equity"] for r in done if r["trial"] == best.number)
+        fold_rows.append({
+            "fold": fold.number, "train": f"{fold.train_start}..{fold.train_end}",
+            "test": f"{fold.test_start}..{fold.test_end}", **chosen, "is_objective": best.value,
+            "oos_objective": score(oos, args.objective, 0), "oos_return": oos.get("total_return"),
+            "oos_max_drawdown": oos.get("max_drawdown"), "oos_sharpe": oos.get("sharpe"),
+            "oos_trades": oos.get("trades"), "oos_exposure": oos.get("exposure"),
+            "deflated_sharpe": overfitting.deflated_sharpe(best_curve.pct_change().dropna().to_numpy(),
+                                                           [overfitting.sharpe(curves[c].dropna().to_numpy())
+                                                            for c in curves]),
+            "pbo": overfitting.pbo(curves), "trials_counted": len(done)})
+        if "equity" in oos:
+            oos_curves.append(oos["equity"])
+        try:
+            import optuna
+
+            importances.append(optuna.importance.get_param_importances(study))
+        except (ValueError, RuntimeError):  # too few completed trials to fit the importance model
+            pass
+    last = next((f for f in reversed(fold_rows) if "is_objective" in f), None)
+    chosen = {p.name: last[p.name] for p in space} if last else {}
+    return {"folds": fold_rows, "trials": trial_rows, "oos": stitch(oos_curves), "importances": importances,
+            "chosen": chosen}
+
+
+def stitch(curves: list[pd.Series]) -> pd.Series:
+    """The out-of-sample windows chained: each window's daily returns compounded onto the last value."""
+    value, parts = 100_000.0, []
+    for c in curves:
+        c = c.dropna()
+        if len(c):
+            parts.append(c / c.iloc[0] * value)
+            value = float(parts[-1].iloc[-1])
+    return pd.concat(parts) if parts else pd.Series(dtype=float)
+
+
+def _public_specs():
+    from trading.settings_specs import SPECS
+
+    return [s for s in SPECS if s.group not in ("broker", "ops") and s.env != "PROFILE"]
+
+
+def _text(value) -> str:
+    from trading.settings import as_text
+
+    return as_text(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m research.sweep", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="builtin", help="builtin, csv:DIR or alpaca")
+    ap.add_argument("--timeframe", choices=("hour", "day"), default="hour", help="--data alpaca: bar size")
+    ap.add_argument("--start", type=date.fromisoformat, required=True)
+    ap.add_argument("--end", type=date.fromisoformat, required=True)
+    ap.add_argument("--train-days", type=int, default=365)
+    ap.add_argument("--test-days", type=int, default=182)
+    ap.add_argument("--gap-days", type=int, default=5, help="days between a training and its test window")
+    ap.add_argument("--trials", type=int, default=30, help="trials per fold")
+    ap.add_argument("--objective", choices=OBJECTIVES, default="ret_over_dd")
+    ap.add_argument("--min-trades", type=int, default=10, help="a trial with fewer closed trades does not count")
+    ap.add_argument("--param", action="append", help="NAME=LOW:HIGH[:log|:int]; repeat (default: the built-in space)")
+    ap.add_argument("--runner", choices=("ray", "serial"), default="ray")
+    ap.add_argument("--address", default=None, help="join an existing Ray cluster (default: a local one)")
+    ap.add_argument("--cpus", type=int, default=None, help="local Ray: CPUs to use (default: all)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--profile", default=None, help="base settings profile the sweep starts from")
+    ap.add_argument("--env-file", type=Path, default=Path(".env"))
+    ap.add_argument("--out", type=Path, default=None, help="folder for the sweep folder (default REPORTS_DIR)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    from research.report import write_report
+    from utils import lumibot_env
+
+    lumibot_env.prepare(backtesting=True)
+    from backtest.runner import BacktestConfig, load_market
+    from marketdata.csv_source import DataError
+    from trading.settings import Settings, SettingsError
+
+    try:
+        space = build_space(args.param)
+        settings = Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": args.profile} if args.profile
+                                 else None)
+        folds(args.start, args.end, args.train_days, args.test_days, args.gap_days)  # fail before loading data
+        config = BacktestConfig(data=args.data, start=args.start, end=args.end, timeframe=args.timeframe,
+                                progress=not args.no_progress)
+        market, *_ = load_market(config, settings)
+    except (ValueError, SettingsError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from research.trials import RayRunner, SerialRunner
+
+    t0 = time.perf_counter()
+    runner = (RayRunner(market, {}, args.address, args.cpus) if args.runner == "ray" else SerialRunner(market, {}))
+    try:
+        runner.base_env = {s.env: _text(getattr(settings, s.attr)) for s in _public_specs()}
+        result = run_sweep(runner, space, args, progress=not args.no_progress)
+    finally:
+        runner.close()
+    out = write_report(result, market, settings, space, args, time.perf_counter() - t0)
+    print((out / "summary.txt").read_text())
+    print(f"Sweep folder: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())
