@@ -36,9 +36,10 @@ def _date(text: str) -> date:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="live_trader.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", nargs="?", default="run", choices=("run", "halt", "resume", "flatten", "report", "serve"),
+    p.add_argument("command", nargs="?", default="run",
+                   choices=("run", "halt", "resume", "flatten", "report", "serve", "diff"),
                    help="run (default); halt, resume, flatten: tell the running bot; report: journal tables; "
-                   "serve: the API and dashboard over a journal")
+                   "serve: the API and dashboard over a journal; diff: a live journal against its backtest replay")
     p.add_argument("--journal", type=Path, default=None, help="journal for halt/resume/flatten/report "
                    "(default JOURNAL_PATH)")
     p.add_argument("--strategy", default="combined", help=f"strategy name (known: {', '.join(KNOWN_STRATEGIES)})")
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return report_command(args)
         if args.command == "serve":
             return serve_command(args)
+        if args.command == "diff":
+            return diff_command(args)
         if args.backtest:
             return run_backtest_command(args)
         return run_live_command(args)
@@ -184,6 +187,34 @@ def report_command(args) -> int:
         raise UsageError(f"no journal at {path}; pass --journal PATH (a backtest keeps its journal.sqlite in its "
                          "report folder)")
     print(performance.render(performance.tables(Journal(path))))
+    return 0
+
+
+def diff_command(args) -> int:
+    """Replay a live or paper journal's period as a backtest and list what differs (backtest/diff.py)."""
+    import time
+
+    from trading.records.journal import Journal
+    from trading.settings import Settings
+
+    path = _journal_path(args)
+    if not path.exists():
+        raise UsageError(f"no journal at {path}; pass --journal PATH (the JOURNAL_PATH of a live or paper run)")
+    lumibot_env.prepare(backtesting=True)
+    from backtest.diff import render, replay_inputs, run_diff, write
+
+    journal = Journal(path)
+    run, *_ = replay_inputs(journal)
+    # the run's own settings; keys and files from this machine's .env (--data alpaca reads with them)
+    settings = Settings.load(dotenv_path=args.env_file, overrides=run["settings"])
+    data = "alpaca" if args.data == "builtin" else args.data
+    out_root = (args.out or Path(settings.reports_dir)).resolve()
+    result = run_diff(journal, settings, data, args.timeframe if args.timeframe != "hour" else None, out_root,
+                      progress=not args.no_progress)
+    folder = out_root / f"diff-{time.strftime('%Y%m%d-%H%M%S')}"
+    write(result, folder)
+    print(render(result))
+    print(f"Diff folder: {folder} (the replay's own report: {result.out_dir})")
     return 0
 
 

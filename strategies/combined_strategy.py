@@ -47,6 +47,7 @@ from trading.orders import OrderIds, floor_time
 from trading.records.decision_log import DecisionLog
 from trading.records.journal import Journal
 from trading.records.ledger import Fill, Ledger
+from trading.records.runs import record_start
 from trading.records.status import mark_outage
 from trading.risk import build_risk
 from trading.settings import Settings, sleeptime_minutes
@@ -91,6 +92,7 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
         self._kelly_note = ""
         self._closed_noted = False
         self._skipped = 0  # iterations skipped in the current broker outage
+        self._run_recorded = False
         self.clock = p.get("clock")
         now = self.now()
         self.started = now
@@ -159,6 +161,9 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
         if snap is None:
             return
         self._last_snapshot = snap
+        if self.venue.live and not self._run_recorded:  # what this run started from, for `live_trader.py diff`
+            record_start(self.journal, self.settings, snap, int(self.bar_period / pd.Timedelta(minutes=1)), now)
+            self._run_recorded = True
         self._apply_setting_changes(now)
         with self.journal.batch():  # the iteration's bookkeeping is one transaction: all of it or none
             decisions = self._decide(snap, now)

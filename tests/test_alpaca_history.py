@@ -198,3 +198,25 @@ def test_a_backtest_on_alpaca_history_runs_and_a_second_one_uses_the_cache(srv, 
     r = _cli(*args, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(_bar_requests(srv)) == served  # the second backtest read the cache only
+
+
+def test_training_reads_alpaca_history_through_the_same_loader(srv, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "IS_BACKTESTING"))}
+    env.update({"ALPACA_API_KEY": srv.key, "ALPACA_API_SECRET": srv.secret, "ALPACA_API_URL": srv.url,
+                "ALPACA_DATA_URL": srv.url, "UNIVERSE": "AAA,BBB", "BELLWETHERS": "AAA", "BAR_CACHE_DIR": "bars",
+                "MODEL_PATH": str(tmp_path / "model" / "meta_model.joblib")})
+    r = subprocess.run([sys.executable, "-m", "models.train", "--data", "alpaca", "--timeframe", "hour", "--start",
+                        "2024-04-01", "--end", "2024-05-10"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=300)
+    assert "Training the meta-model on alpaca (iex feed, all adjustment, hour bars)" in r.stdout, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    assert (tmp_path / "bars" / "AAA_hour_iex_all.parquet").is_file()
+    # six weeks of two symbols is too little to train on: it says so and what to change, exit 2
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-1].startswith("error: ") and "use a longer window or more symbols" in r.stderr

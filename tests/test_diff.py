@@ -1,0 +1,93 @@
+"""`python live_trader.py diff`: a paper session on the fake Alpaca server replayed as a backtest on the same bars.
+The replay agrees with the session it came from; a planted divergence (an order Alpaca rejected, a fill the
+backtest never made) is reported."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from tests.fake_alpaca import FakeAlpaca
+from tests.live_harness import NY, LiveBot, run_day, scripted_market
+from trading.records.journal import Journal
+from trading.records.runs import read_runs
+
+AGREE = (("JPM", -16, 16, -0.012), ("JPM", 1, 3, -0.025))  # deep oversold at the open (an entry), then a slide
+COMMON = {"UNIVERSE": "JPM", "BELLWETHERS": "AAPL", "NASDAQ_SYMBOLS": "AAPL"}
+pytestmark = pytest.mark.usefixtures("close_bots")
+
+
+def session(tmp_path, plant=None):
+    """A scripted paper day of the bot on the fake server; the bars also written as CSV (the replay's data)."""
+    bars = scripted_market(shapes=AGREE, symbols=("JPM", "AAPL", "SPY", "QQQ"))
+    folder = tmp_path / "csv"
+    folder.mkdir(exist_ok=True)
+    for sym, df in bars.items():
+        df.to_csv(folder / f"{sym}.csv", index_label="datetime")
+    srv = FakeAlpaca(bars, now=pd.Timestamp("2024-03-05 09:31", tz=NY)).start()
+    try:
+        if plant:
+            plant(srv)
+        bot = LiveBot(srv, tmp_path / "live.sqlite", env=COMMON)
+        run_day(srv, bot, hours=6)  # 09:31 .. 14:31: Lumibot's hourly backtest has no 15:30 iteration
+        bot.close()
+    finally:
+        srv.stop()
+    return tmp_path / "live.sqlite", folder
+
+
+def diff(journal, folder, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "IS_BACKTESTING"))}
+    return subprocess.run([sys.executable, str(ROOT / "live_trader.py"), "diff", "--journal", str(journal), "--data",
+                           f"csv:{folder}", "--no-progress", "--out", str(cwd / "reports")], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_run_record_holds_the_settings_and_the_book_the_session_started_from(tmp_path):
+    journal, _ = session(tmp_path)
+    (run,) = read_runs(Journal(journal))
+    assert run["settings"]["UNIVERSE"] == "JPM" and run["bar_minutes"] == 60
+    assert run["cash"] == pytest.approx(100_000) and run["positions"] == {}
+    assert "ALPACA_API_KEY" not in run["settings"] and "API_TOKEN" not in run["settings"]
+
+
+def test_a_session_and_its_replay_agree_decision_by_decision(tmp_path):
+    journal, folder = session(tmp_path)
+    r = diff(journal, folder, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Decisions that differ: 0 (none" in r.stdout, r.stdout
+    assert "Fills that differ: 0 (none beyond the slippage model)" in r.stdout, r.stdout
+    (out,) = (tmp_path / "reports").glob("diff-*")
+    assert pd.read_csv(out / "decisions_diff.csv").empty
+    live = Journal(journal).frame("fills")
+    assert set(live["role"]) >= {"entry", "stop"}  # there was something to agree on
+
+
+def test_a_rejected_order_and_an_extra_fill_are_reported(tmp_path):
+    def reject_jpm(srv):
+        srv.set_asset("JPM", tradable=False)  # Alpaca refuses every JPM order of this session
+
+    journal, folder = session(tmp_path, plant=reject_jpm)
+    j = Journal(journal)
+    j.record_fill(pd.Timestamp("2024-03-05 13:31", tz=NY).to_pydatetime(), "manual-1", "AAPL", "buy", 5, 170.0,
+                  "entry")  # a fill the bot's own decisions never made (bought by hand, say)
+    j.close()
+    r = diff(journal, folder, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (out,) = (tmp_path / "reports").glob("diff-*")
+    fills = pd.read_csv(out / "fills_diff.csv")
+    assert ((fills["symbol"] == "AAPL") & (fills["note"] == "live only")).any()
+    assert ((fills["symbol"] == "JPM") & (fills["role"] == "entry") & (fills["note"] == "backtest only")).any()
+    decisions = pd.read_csv(out / "decisions_diff.csv")
+    jpm = decisions[decisions["symbol"] == "JPM"]
+    assert not jpm.empty and jpm["live"].str.contains("reject|not tradable", case=False).any(), jpm.to_string()
+    assert "live only" in r.stdout and "backtest only" in r.stdout
+
+
+def test_a_journal_without_a_run_record_is_refused_with_the_reason(tmp_path):
+    Journal(tmp_path / "old.sqlite").close()
+    r = diff(tmp_path / "old.sqlite", tmp_path, tmp_path)
+    assert r.returncode == 2 and "no run record" in r.stderr and "Traceback" not in r.stderr
