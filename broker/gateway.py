@@ -16,7 +16,7 @@ from datetime import datetime
 import pandas as pd
 from alpaca.common.exceptions import APIError
 from alpaca.data.enums import Adjustment, DataFeed
-from alpaca.data.requests import StockBarsRequest, StockLatestTradeRequest
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrderByIdRequest, GetOrdersRequest, ReplaceOrderRequest
@@ -150,6 +150,16 @@ class AlpacaGateway:
             f.index = pd.DatetimeIndex(f.index).tz_convert(NY)
             out[str(sym)] = f.sort_index()
         return out
+
+    def latest_quotes(self, symbols: list[str]) -> dict[str, tuple[float, float]]:
+        """{symbol: (bid, ask)} of the latest quote, one request for all (symbols without a two-sided quote are
+        left out)."""
+        if not symbols:
+            return {}
+        req = StockLatestQuoteRequest(symbol_or_symbols=list(symbols), feed=self.feed)
+        quotes = self._read("latest quotes", lambda: self.data.get_stock_latest_quote(req))
+        return {str(sym): (float(q.bid_price), float(q.ask_price)) for sym, q in (quotes or {}).items()
+                if q is not None and q.bid_price and q.ask_price}
 
     def latest_prices(self, symbols: list[str]) -> dict[str, float]:
         """Last trade price per symbol, one request for all."""

@@ -69,8 +69,11 @@ def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_
     symbols = list(dict.fromkeys([*s.all_symbols(benchmarks=("SPY",)), *(p.symbol for p in positions)]))
     frames = (bars or LiveBars(gateway, bar_period, history_bars)).update(symbols, now)
     notes = []
+    history = None
     if frames:
-        market = IndicatorBook(market_frames(frames, s.rsi_period, features), bar_period).as_of(now)
+        book = IndicatorBook(market_frames(frames, s.rsi_period, features), bar_period)
+        market = book.as_of(now)
+        history = lambda symbols, n: book.closes(now, symbols, n)  # noqa: E731 - the correlation cap's closes
     else:
         market = pd.DataFrame(columns=["close", "rsi", "trend", "atr", "high", "low", "bar_time"],
                               index=pd.Index([], name="symbol"))
@@ -89,8 +92,12 @@ def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_
     stale = feed_lag(frames, now, bar_period, s.stale_bars) if session == "regular" else None
     if stale:
         notes.append(stale)
+    quotes = None
+    if s.max_spread_bps > 0 and session == "regular":  # the spread gate's quotes, one request for the universe
+        quotes = gateway.latest_quotes(list(s.universe))
     return Snapshot(now=now, cash=float(account.cash), portfolio_value=float(account.equity), holdings=holdings,
-                    open_orders=orders, market=market, session=session, notes=tuple(notes), feed_stale=stale)
+                    open_orders=orders, market=market, session=session, notes=tuple(notes), feed_stale=stale,
+                    history=history, quotes=quotes)
 
 
 def feed_lag(frames: dict[str, pd.DataFrame], now: datetime, bar_period: pd.Timedelta, stale_bars: int) -> str | None:

@@ -53,6 +53,7 @@ from trading.risk import build_risk
 from trading.settings import Settings, sleeptime_minutes
 from trading.sizing import kelly_risk_cap
 from trading.snapshot import LOOKUP_COLUMNS, Holding, OpenOrder, Snapshot
+from trading.steps.entry_filters import spread_note
 from trading.steps.planner import plan_iteration
 from trading.steps.protection import plan_protection
 
@@ -113,9 +114,10 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
                                f"{self.scorer.describe()}; risk {self.risk.describe()}"
                                + (f"; {restored} open trade(s) restored from the journal" if restored else "")
                                + ("; DRY RUN: nothing is sent" if p.get("dry_run") else ""))
-        warning = threshold_warning(self.scorer, self.settings.confidence_threshold)
-        if warning:
-            self.decision_log.note(now, "plan", warning, "warning")
+        for warning in (threshold_warning(self.scorer, self.settings.confidence_threshold),
+                        spread_note(self.settings, gateway is not None)):
+            if warning:
+                self.decision_log.note(now, "plan", warning, "warning")
         if gateway is not None:
             self._reconcile(now)
             self.alerts.started(self.settings, gateway, bool(p.get("dry_run")))  # paper or LIVE, masked account

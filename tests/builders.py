@@ -15,6 +15,7 @@ def market(rows: dict[str, dict], now: datetime = NOW) -> pd.DataFrame:
     """Indicator rows: {"AAPL": {"close": 100, "rsi": 25}}; missing columns are NaN; each row's last bar is the
     hour before `now` unless the row gives its own "bar_time"."""
     cols = ["close", "rsi", "trend", "atr", "high", "low"]
+    cols += sorted({k for r in rows.values() for k in r} - set(cols) - {"bar_time"})  # e.g. atr_pct, adv
     df = pd.DataFrame([{c: r.get(c, math.nan) for c in cols} for r in rows.values()],
                       index=pd.Index(list(rows), name="symbol"), columns=cols)
     last = pd.Timestamp(now) - pd.Timedelta(hours=1)

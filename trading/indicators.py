@@ -22,8 +22,13 @@ MIN_HISTORY_BARS = 400  # live window: RSI forgets its seed ((13/14)^386 < 1e-12
 ColumnsFn = Callable[[pd.DataFrame], pd.DataFrame]
 
 
+VOL_BARS, VOL_RANK_BARS, ADV_DAYS = 20, 250, 20  # realised volatility, its percentile's look-back, dollar volume
+
+
 def base_columns(rsi_period: int) -> ColumnsFn:
-    """close, high, low, RSI, the 200-bar trend line and ATR14 for one symbol's OHLCV frame."""
+    """close, high, low, RSI, the 200-bar trend line and ATR14 for one symbol's OHLCV frame, and what the entry
+    filters read: ATR as a share of price, the percentile of 20-bar realised volatility among the last 250
+    bars' values, and the average daily dollar volume of the last 20 sessions."""
 
     def columns(df: pd.DataFrame) -> pd.DataFrame:
         close = df["close"].astype(float)
@@ -34,9 +39,23 @@ def base_columns(rsi_period: int) -> ColumnsFn:
         out["rsi"] = _series(ta.rsi(close, length=rsi_period), close.index)
         out["trend"] = _series(ta.sma(close, length=TREND_BARS), close.index)
         out["atr"] = _series(ta.atr(out["high"], out["low"], close, length=14), close.index)
+        out["atr_pct"] = out["atr"] / close
+        vol = np.log(close).diff().rolling(VOL_BARS).std()
+        out["vol_pctile"] = vol.rolling(VOL_RANK_BARS, min_periods=VOL_RANK_BARS // 2).rank(pct=True)
+        per_day = _bars_per_day(df.index)
+        dollars = (close * df["volume"].astype(float)) if "volume" in df else pd.Series(np.nan, index=df.index)
+        out["adv"] = dollars.rolling(ADV_DAYS * per_day, min_periods=per_day).mean() * per_day
         return out
 
     return columns
+
+
+def _bars_per_day(index: pd.DatetimeIndex) -> int:
+    """Bars in a typical session (1 for daily bars): the calendar's shape, not its prices."""
+    if len(index) == 0:
+        return 1
+    counts = pd.Series(1, index=index).groupby(index.normalize()).size()
+    return max(1, int(counts.median()))
 
 
 def market_frames(bars: Mapping[str, pd.DataFrame], rsi_period: int, features=None) -> dict[str, pd.DataFrame]:
@@ -123,7 +142,17 @@ class IndicatorBook:
                                 index=pd.Index(list(symbols), name="symbol"))
 
         found["rows"] = rows
+        found["history"] = lambda symbols, n: self.closes(t, symbols, n)
         return None, found
+
+    def closes(self, t: datetime, symbols, bars: int) -> pd.DataFrame:
+        """The closes of the last `bars` bars that ended at or before t, one column per symbol (the correlation
+        cap's input: the same look-ahead rule as as_of)."""
+        i = int(self.index.searchsorted(pd.Timestamp(t) - self.bar_period, side="right"))
+        k = self.value_columns.index("close")
+        lo = max(0, i - bars)
+        cols = {s: self._cube[lo:i, self.symbols.index(s), k] for s in symbols if s in self.symbols}
+        return pd.DataFrame(cols, index=self.index[lo:i])
 
     def series(self, symbol: str, column: str) -> pd.Series:
         j, k = self.symbols.index(symbol), self.value_columns.index(column)

@@ -59,6 +59,14 @@ class Settings:
     bearish_exit_threshold: float
     hedge_leveraged_breadth: float
     breadth_entry_gate: bool
+    trend_filter: bool
+    atr_pct_min: float
+    atr_pct_max: float
+    market_vol_max_pctile: float
+    min_dollar_volume: float
+    max_spread_bps: float
+    correlation_max: float
+    correlation_bars: int
     enable_leveraged_hedge: bool
     hedge_tech_share: float
     max_inverse_allocation: float
@@ -272,6 +280,9 @@ def _cross_field_errors(v: dict[str, Any]) -> list[str]:
     if v["near_stop_warning_pct"] >= v["stop_loss_pct"]:
         errs.append(f"NEAR_STOP_WARNING_PCT={v['near_stop_warning_pct']} must be below "
                     f"STOP_LOSS_PCT={v['stop_loss_pct']}.")
+    if v["atr_pct_min"] >= v["atr_pct_max"]:
+        errs.append(f"ATR_PCT_MIN={v['atr_pct_min']} must be below ATR_PCT_MAX={v['atr_pct_max']} (no stock could "
+                    "pass the volatility band).")
     if v["atr_target_mult"] <= v["atr_stop_mult"]:
         errs.append(f"ATR_TARGET_MULT={v['atr_target_mult']} must be above ATR_STOP_MULT={v['atr_stop_mult']}.")
     inverse = set(v["inverse_etfs"].values())

@@ -165,6 +165,30 @@ SPECS: tuple[Spec, ...] = (
     Spec("BREADTH_ENTRY_GATE", "breadth_entry_gate", "true", _bool, "true or false",
          "No new long entries while bellwether breadth is at or above BEARISH_THRESHOLD (the market looks "
          "overextended and the hedge is on: a new long works against it)."),
+    # --- entry filters (step 4), each off at its default; each counts what it blocks per gate in the journal
+    Spec("TREND_FILTER", "trend_filter", "false", _bool, "true or false",
+         "Enter only above the 200-bar trend line (simple average: exact on the live window too, where a 200-bar "
+         "EMA would depend on where the window starts)."),
+    Spec("ATR_PCT_MIN", "atr_pct_min", "0", _float, "0 <= x < ATR_PCT_MAX",
+         "Enter only when ATR(14) is at least this share of the price (0.005 = 0.5%; 0: no floor).",
+         _between(0, 1, False, True)),
+    Spec("ATR_PCT_MAX", "atr_pct_max", "1", _float, "ATR_PCT_MIN < x <= 1",
+         "Enter only when ATR(14) is at most this share of the price (1: no ceiling).", _between(0, 1, True)),
+    Spec("MARKET_VOL_MAX_PCTILE", "market_vol_max_pctile", "1", _float, "0 < x <= 1",
+         "No entries while SPY's 20-bar realised volatility is above this percentile of its last 250 bars "
+         "(0.9 = the calmest 90%; 1: off).", _between(0, 1, True)),
+    Spec("MIN_DOLLAR_VOLUME", "min_dollar_volume", "0", _float, "x >= 0 (USD a day)",
+         "Enter only symbols trading at least this much a day on average over 20 sessions (0: off).",
+         lambda v: v >= 0),
+    Spec("MAX_SPREAD_BPS", "max_spread_bps", "0", _float, "0 <= x <= 1000",
+         "Live: enter only when the quote's spread is at most this many basis points of its midpoint (one "
+         "more request per iteration; 0: off). Backtests have no quotes and skip it, saying so.",
+         _between(0, 1000)),
+    Spec("CORRELATION_MAX", "correlation_max", "1", _float, "-1 < x <= 1",
+         "No new entry whose returns correlate above this with the current book's value-weighted returns "
+         "(1: off).", _between(-1, 1, True)),
+    Spec("CORRELATION_BARS", "correlation_bars", "60", _int, "10 <= x <= 250",
+         "Bars of returns the correlation cap measures.", _between(10, 250)),
     Spec("ENABLE_LEVERAGED_HEDGE", "enable_leveraged_hedge", "true", _bool, "true or false",
          "Allow the 3x inverse ETFs at all; false always hedges with the general (1x) ETF."),
     Spec("HEDGE_TECH_SHARE", "hedge_tech_share", "0.5", _float, "0 <= x <= 1",

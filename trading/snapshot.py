@@ -92,6 +92,9 @@ class Snapshot:
     feed_stale: str | None = None  # live: why the whole data feed is behind the clock (no new exposure then)
     # the per-symbol lookups below, when the caller already has them (IndicatorBook.as_of(..., lookups=True))
     lookups: dict | None = field(default=None, repr=False, compare=False)
+    # closes of recent completed bars: history(symbols, n) -> DataFrame (the correlation cap); None: unknown
+    history: object = field(default=None, repr=False, compare=False)
+    quotes: dict | None = field(default=None, repr=False, compare=False)  # live: {symbol: (bid, ask)}
 
     def __post_init__(self) -> None:
         # plain dicts for the per-symbol lookups the planners make many times per iteration
@@ -111,6 +114,14 @@ class Snapshot:
         object.__setattr__(self, "_freshest", lk["freshest"])
         object.__setattr__(self, "_bar_time", lk["bar_time"])
         object.__setattr__(self, "_rows", lk["rows"])
+        if self.history is None and "history" in lk:
+            object.__setattr__(self, "history", lk["history"])
+
+    def returns(self, symbols, bars: int) -> pd.DataFrame:
+        """Bar-to-bar returns of these symbols over the last `bars` completed bars (empty when unknown)."""
+        if self.history is None:
+            return pd.DataFrame()
+        return self.history(list(symbols), bars + 1).pct_change().iloc[1:]
 
     def rows(self, symbols) -> pd.DataFrame:
         """The indicator (and feature) rows of these symbols, in this order (NaN for unknown symbols)."""

@@ -2,10 +2,12 @@
 
 Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an open entry order and
 not being sold this iteration; none while bellwether breadth is at or above BEARISH_THRESHOLD (with
-BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on). All candidates are scored in
-one batched call; they are ranked by confidence (then by lower RSI) and each passing one gets a
-bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE (each buy budgeted at
-Alpaca's market-buy price collar, so the last entry of an iteration still fits a cash account). A scorer that fails
+BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on); then the entry filters
+(entry_filters.py: market volatility, trend, volatility band, liquidity, spread, correlation with the book).
+All candidates left are scored in one batched call; they are ranked by confidence (then by lower RSI) and
+each passing one gets a bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE
+(each buy budgeted at Alpaca's market-buy price collar, so the last entry of an iteration still fits a
+cash account). A scorer that fails
 blocks entries for the iteration: the strategy never trades ungated.
 """
 
@@ -19,6 +21,7 @@ from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket
 from trading.settings import Settings
 from trading.sizing import bracket_levels, entry_size
 from trading.snapshot import Snapshot
+from trading.steps.entry_filters import market_gate, screen
 
 
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
@@ -39,6 +42,17 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                                      "looks overextended (BREADTH_ENTRY_GATE)", data={"rsi": oversold[sym],
                                                                                       "gate": "breadth"})
                             for sym in candidates]
+
+    market = market_gate(snap, s)
+    if market:
+        return decisions + [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {market}",
+                                     data={"rsi": oversold[sym], "gate": "market_vol"}) for sym in candidates]
+    screened = screen(snap, s, candidates)  # the filters (entry_filters.py), before anything is scored
+    decisions += [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {why}",
+                           data={"rsi": oversold[sym], "gate": gate}) for sym, (gate, why) in screened.items()]
+    candidates = [sym for sym in candidates if sym not in screened]
+    if not candidates:
+        return decisions
 
     blocked_by = scorer.gate(snap.now) if hasattr(scorer, "gate") else None
     if blocked_by:

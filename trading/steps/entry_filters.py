@@ -1,0 +1,139 @@
+"""Entry filters of step 4, each a small rule with its own setting (off at its default) and its own gate name,
+so the journal counts what each one blocked:
+
+- market_vol: no entries while SPY's 20-bar realised volatility is above MARKET_VOL_MAX_PCTILE of its last 250
+  bars (a market-wide gate: every candidate waits);
+- trend: the close above the 200-bar trend line (TREND_FILTER);
+- volatility: ATR(14) as a share of the price within [ATR_PCT_MIN, ATR_PCT_MAX];
+- liquidity: average daily dollar volume over 20 sessions at least MIN_DOLLAR_VOLUME;
+- spread (live): the latest quote's spread at most MAX_SPREAD_BPS of its midpoint; a backtest has no quotes, so
+  the gate is skipped there and the strategy's start-up line says so;
+- correlation: the candidate's returns over CORRELATION_BARS bars correlate at most CORRELATION_MAX with the
+  current book's value-weighted returns.
+
+Each returns a reason or None; a missing input (no SPY data, too little history, no quote) never blocks, it is
+a filter on what is known.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from trading.settings import Settings
+from trading.snapshot import Snapshot
+
+BENCHMARK = "SPY"
+
+
+def market_gate(snap: Snapshot, s: Settings) -> str | None:
+    if s.market_vol_max_pctile >= 1:
+        return None
+    pct = _value(snap.rows([BENCHMARK]), BENCHMARK, "vol_pctile")
+    if math.isfinite(pct) and pct > s.market_vol_max_pctile:
+        return (f"SPY's 20-bar realised volatility is at the {pct:.0%} percentile of its last 250 bars > "
+                f"{s.market_vol_max_pctile:.0%} (MARKET_VOL_MAX_PCTILE): no entries in a volatile market")
+    return None
+
+
+def screen(snap: Snapshot, s: Settings, candidates: list[str]) -> dict[str, tuple[str, str]]:
+    """{symbol: (gate, reason)} for the candidates a filter blocks; the others pass."""
+    if not candidates:
+        return {}
+    rows = snap.rows(candidates)
+    out: dict[str, tuple[str, str]] = {}
+    book = _book_returns(snap, s) if s.correlation_max < 1 else None
+    for sym in candidates:
+        why = (_trend(rows, sym, s) or _volatility(rows, sym, s) or _liquidity(rows, sym, s)
+               or _spread(snap, sym, s) or _correlation(snap, sym, s, book))
+        if why:
+            out[sym] = why
+    return out
+
+
+def spread_note(s: Settings, live: bool) -> str | None:
+    """The start-up note of a backtest with the spread gate set: it cannot apply without quotes."""
+    if s.max_spread_bps > 0 and not live:
+        return f"MAX_SPREAD_BPS={s.max_spread_bps:g} is skipped in this backtest: it has no quotes"
+    return None
+
+
+def _trend(rows: pd.DataFrame, sym: str, s: Settings) -> tuple[str, str] | None:
+    if not s.trend_filter:
+        return None
+    close, trend = _value(rows, sym, "close"), _value(rows, sym, "trend")
+    if math.isfinite(trend) and close <= trend:
+        return "trend", f"close {close:.2f} is not above its 200-bar trend line {trend:.2f} (TREND_FILTER)"
+    return None
+
+
+def _volatility(rows: pd.DataFrame, sym: str, s: Settings) -> tuple[str, str] | None:
+    if s.atr_pct_min <= 0 and s.atr_pct_max >= 1:
+        return None
+    atr_pct = _value(rows, sym, "atr_pct")
+    if not math.isfinite(atr_pct):
+        return None
+    if atr_pct < s.atr_pct_min:
+        return "volatility", f"ATR is {atr_pct:.2%} of the price < ATR_PCT_MIN {s.atr_pct_min:.2%}: too quiet"
+    if atr_pct > s.atr_pct_max:
+        return "volatility", f"ATR is {atr_pct:.2%} of the price > ATR_PCT_MAX {s.atr_pct_max:.2%}: too wild"
+    return None
+
+
+def _liquidity(rows: pd.DataFrame, sym: str, s: Settings) -> tuple[str, str] | None:
+    if s.min_dollar_volume <= 0:
+        return None
+    adv = _value(rows, sym, "adv")
+    if math.isfinite(adv) and adv < s.min_dollar_volume:
+        return "liquidity", (f"trades ${adv / 1e6:,.1f}M a day on average < MIN_DOLLAR_VOLUME "
+                             f"${s.min_dollar_volume / 1e6:,.1f}M")
+    return None
+
+
+def _spread(snap: Snapshot, sym: str, s: Settings) -> tuple[str, str] | None:
+    if s.max_spread_bps <= 0 or not snap.quotes or sym not in snap.quotes:
+        return None
+    bid, ask = snap.quotes[sym]
+    mid = (bid + ask) / 2
+    bps = (ask - bid) / mid * 1e4 if mid > 0 else math.inf
+    if bps > s.max_spread_bps:
+        return "spread", f"quote {bid:.2f} x {ask:.2f} is {bps:.0f} bp wide > MAX_SPREAD_BPS {s.max_spread_bps:g}"
+    return None
+
+
+def _book_returns(snap: Snapshot, s: Settings) -> pd.Series | None:
+    """The current book's value-weighted returns (long positions, hedges included as held), or None."""
+    held = {sym: h.value(snap.price(sym)) for sym, h in snap.holdings.items()}
+    held = {sym: v for sym, v in held.items() if math.isfinite(v) and v != 0}
+    if not held:
+        return None
+    rets = snap.returns(list(held), s.correlation_bars)
+    if rets.empty or len(rets) < s.correlation_bars // 2:
+        return None
+    weights = pd.Series(held)[rets.columns]
+    return (rets.fillna(0.0) * (weights / weights.abs().sum())).sum(axis=1)
+
+
+def _correlation(snap: Snapshot, sym: str, s: Settings, book: pd.Series | None) -> tuple[str, str] | None:
+    if book is None:
+        return None
+    rets = snap.returns([sym], s.correlation_bars)
+    if sym not in rets or rets[sym].count() < s.correlation_bars // 2:
+        return None
+    pair = pd.concat([rets[sym], book], axis=1).dropna()
+    if len(pair) < s.correlation_bars // 2 or pair.std().min() == 0:
+        return None
+    corr = float(np.corrcoef(pair.iloc[:, 0], pair.iloc[:, 1])[0, 1])
+    if corr > s.correlation_max:
+        return "correlation", (f"its returns correlate {corr:.2f} with the book's over {s.correlation_bars} bars "
+                               f"> CORRELATION_MAX {s.correlation_max:.2f}")
+    return None
+
+
+def _value(rows: pd.DataFrame, sym: str, col: str) -> float:
+    if col not in rows or sym not in rows.index:
+        return math.nan
+    v = rows.at[sym, col]
+    return float(v) if v is not None and pd.notna(v) else math.nan
