@@ -78,7 +78,7 @@ class AlpacaBroker(Alpaca):
         dropped = 0
         with self._lock:
             for bucket in self._buckets():
-                for order in bucket.get_list():
+                for order in list(bucket.get_list()):  # a copy: removing while iterating would skip the next one
                     if order.status in FINAL:
                         bucket.remove(order)
                         dropped += 1
