@@ -206,7 +206,10 @@ def diff_command(args) -> int:
     journal = Journal(path)
     run, *_ = replay_inputs(journal)
     # the run's own settings; keys and files from this machine's .env (--data alpaca reads with them)
-    settings = Settings.load(dotenv_path=args.env_file, overrides=run["settings"])
+    from trading.profiles import NOT_IN_PROFILE
+
+    strategy = {k: v for k, v in run["settings"].items() if k not in NOT_IN_PROFILE}  # no paths, keys or profile
+    settings = Settings.load(dotenv_path=args.env_file, overrides=strategy)
     data = "alpaca" if args.data == "builtin" else args.data
     out_root = (args.out or Path(settings.reports_dir)).resolve()
     result = run_diff(journal, settings, data, args.timeframe if args.timeframe != "hour" else None, out_root,

@@ -2,13 +2,15 @@
 
 The journal of a live or paper run records what the run started from (trading/records/runs.py: its settings,
 bar period, cash and positions). The run's period is replayed as a backtest with those settings, from that
-book, on the same bars (`--data alpaca` through the bar cache, or `--data csv:DIR`), and the two are compared:
+book, beginning at the backtester's iteration that sees what the live bot saw when it started, on the same bars
+(`--data alpaca` through the bar cache, or `--data csv:DIR`), and the two are compared:
 
 - decisions: per bar, step and symbol, the actions each side took; every slot where they differ is listed with
   both reasons (informational "plan" lines are left out: reconciliation, outages, market closed);
-- fills: each live fill is matched with the backtest's fill of the same symbol, side and role within a bar;
-  a price difference beyond the slippage the backtest models for that fill (limit fills: beyond a cent) is
-  listed with the realised and the modelled slippage, and fills only one side has are listed too;
+- fills, per order (a live order's partial fills summed): each live order is matched with the backtest's of the
+  same symbol, side and role within a bar; a market or stop fill further from the backtest's price before
+  slippage than the slippage modelled for it (limit fills: more than a cent from it) is listed with the
+  realised and the modelled slippage, and orders only one side filled are listed too;
 - equity: both curves' start, end, return and max drawdown.
 """
 
@@ -37,21 +39,34 @@ class DiffResult:
     equity: dict  # live / backtest: start, end, return, max drawdown
     window: tuple[str, str]
     out_dir: Path | None = None
+    notes: tuple[str, ...] = ()
 
 
-def replay_inputs(journal, env_overrides: dict[str, str] | None = None):
-    """(the first run record, its period as dates) or DataError when the journal cannot be replayed."""
+def replay_inputs(journal):
+    """(the first run record, when it started, its last decision) or DataError when the journal cannot be
+    replayed. Rows the journal holds from before that run (an older version of the bot) are left out."""
     from trading.records.runs import read_runs
 
     runs = read_runs(journal)
     if not runs:
         raise DataError("this journal holds no run record (what a live run started from); diff needs the journal "
                         "of a live or paper run made by this version of the bot.")
+    started = pd.Timestamp(runs[0]["started"])
+    started = started.tz_localize(NY) if started.tzinfo is None else started.tz_convert(NY)
     decisions = journal.frame("decisions")
-    if decisions.empty:
-        raise DataError("this journal holds no decisions: nothing to compare.")
-    times = pd.to_datetime(decisions["time"], utc=True).dt.tz_convert(NY)
-    return runs[0], times.min(), times.max()
+    times = pd.to_datetime(decisions["time"], utc=True).dt.tz_convert(NY) if len(decisions) else pd.Series([])
+    times = times[times >= started] if len(times) else times
+    if not len(times):
+        raise DataError("this journal holds no decisions since its run started: nothing to compare.")
+    return runs[0], started, times.max()
+
+
+def replay_start(started: pd.Timestamp, bar_minutes: int) -> pd.Timestamp:
+    """Where the replay begins: the backtester's iteration that sees what the live bot saw at `started` (the
+    latest :30 of the session's hourly grid at or before it; the day itself for daily bars)."""
+    if bar_minutes >= 1440:
+        return started.normalize()
+    return (started - pd.Timedelta(minutes=30)).floor("1h") + pd.Timedelta(minutes=30)
 
 
 def starting_book(run: dict) -> StartingBook:
@@ -105,12 +120,26 @@ def compare_decisions(live: pd.DataFrame, back: pd.DataFrame, bar_minutes: int,
     return out.fillna("(nothing)").sort_values(["time", "step", "symbol"]).reset_index(drop=True)
 
 
+def per_order(fills: pd.DataFrame) -> pd.DataFrame:
+    """One row per order: the pieces of a partly filled order summed (quantity) and averaged (price, by quantity),
+    at the time of its first piece. Live fills arrive piece by piece; the backtester fills whole orders."""
+    if fills.empty:
+        return fills.assign(t=pd.Series(dtype="datetime64[ns, UTC]"))
+    f = fills.assign(t=pd.to_datetime(fills["time"], utc=True), value=fills["qty"] * fills["price"],
+                     key=fills["broker_order_id"].fillna(pd.Series(fills.index.astype(str), index=fills.index)))
+    g = f.groupby("key", sort=False).agg(t=("t", "min"), symbol=("symbol", "first"), side=("side", "first"),
+                                         role=("role", "first"), qty=("qty", "sum"), value=("value", "sum"))
+    return g.assign(price=g["value"] / g["qty"]).drop(columns="value").reset_index(drop=True)
+
+
 def compare_fills(live: pd.DataFrame, back: pd.DataFrame, bar_minutes: int, costs) -> pd.DataFrame:
-    """Live fills against the backtest's, matched by symbol, side and role within one bar."""
+    """Live fills (per order) against the backtest's, matched by symbol, side and role within one bar. A market
+    or stop fill differs when it is further from the backtest's price *before* slippage than the slippage the
+    backtest modelled for it; realised is signed (positive: worse for the order than that price)."""
     rows, used = [], set()
     window = pd.Timedelta(minutes=max(bar_minutes, 1))
-    back = back.assign(t=pd.to_datetime(back["time"], utc=True))
-    for _, f in live.assign(t=pd.to_datetime(live["time"], utc=True)).iterrows():
+    live, back = per_order(live), per_order(back)
+    for _, f in live.iterrows():
         same = back[(back["symbol"] == f["symbol"]) & (back["side"] == f["side"]) & (back["role"] == f["role"])
                     & ((back["t"] - f["t"]).abs() <= window) & ~back.index.isin(used)]
         base = {"time": f["t"].tz_convert(NY), "symbol": f["symbol"], "side": f["side"], "role": f["role"],
@@ -120,15 +149,17 @@ def compare_fills(live: pd.DataFrame, back: pd.DataFrame, bar_minutes: int, cost
             continue
         m = same.iloc[(same["t"] - f["t"]).abs().argmin()]
         used.add(m.name)
-        diff = float(f["price"]) - float(m["price"])
-        modelled = _modelled(costs, f, m)
+        buy = f["side"] == "buy"
         limit = f["role"] in LIMIT_ROLES
-        beyond = abs(diff) > (0.01 if limit else modelled + 0.01)
-        if beyond or float(f["qty"]) != float(m["qty"]):
-            rows.append({**base, "backtest_qty": m["qty"], "backtest_price": m["price"], "difference": diff,
-                         "modelled_slippage": 0.0 if limit else modelled,
-                         "note": "quantity differs" if float(f["qty"]) != float(m["qty"]) and not beyond
-                         else "price beyond the slippage model"})
+        modelled = 0.0 if limit else _modelled(costs, f, m)
+        before = float(m["price"]) - modelled if buy else float(m["price"]) + modelled  # the backtest's own price
+        realised = (float(f["price"]) - before) if buy else (before - float(f["price"]))
+        beyond = abs(realised) > modelled + 0.01
+        qty_differs = float(f["qty"]) != float(m["qty"])
+        if beyond or qty_differs:
+            rows.append({**base, "backtest_qty": m["qty"], "backtest_price": m["price"],
+                         "realised_slippage": realised, "modelled_slippage": modelled,
+                         "note": "price beyond the slippage model" if beyond else "quantity differs"})
     for _, m in back[~back.index.isin(used)].iterrows():
         rows.append({"time": m["t"].tz_convert(NY), "symbol": m["symbol"], "side": m["side"], "role": m["role"],
                      "backtest_qty": m["qty"], "backtest_price": m["price"], "note": "backtest only"})
@@ -137,12 +168,11 @@ def compare_fills(live: pd.DataFrame, back: pd.DataFrame, bar_minutes: int, cost
 
 
 def _modelled(costs, live_fill, back_fill) -> float:
-    """The slippage the backtest charged (or would charge) on this fill, per share."""
-    if costs is None or not costs.enabled:
+    """The slippage per share the backtest charged on this fill (market and stop fills; 0 with costs off)."""
+    if costs is None or not costs.enabled or live_fill["role"] not in SLIPPED_ROLES:
         return 0.0
     price = float(back_fill["price"])
-    kind = "market" if live_fill["role"] in SLIPPED_ROLES else "limit"
-    return abs(costs.slipped(live_fill["symbol"], "buy", kind, price, back_fill["t"]) - price)
+    return abs(costs.slipped(live_fill["symbol"], "buy", "market", price, back_fill["t"]) - price)
 
 
 def equity_summary(curve: pd.Series) -> dict:
@@ -159,35 +189,53 @@ def run_diff(journal, settings, data: str, timeframe: str | None = None, out_roo
     from backtest.runner import BacktestConfig, execute, load_market, prepare
     from trading.records.journal import Journal
 
-    run, first, last = replay_inputs(journal)
+    run, started, last = replay_inputs(journal)
     bar_minutes = int(run["bar_minutes"])
     tf = timeframe or ("day" if bar_minutes >= 1440 else "hour")
+    begin = replay_start(started, bar_minutes)
     # the loaders want a window of at least two days; what the replay does after the run's last bar is cut below
-    config = BacktestConfig(data=data, start=first.date(), end=last.date() + pd.Timedelta(days=1).to_pytimedelta(),
+    config = BacktestConfig(data=data, start=begin.date(), end=last.date() + pd.Timedelta(days=1).to_pytimedelta(),
                             book="cash", timeframe=tf, out_root=Path(out_root or settings.reports_dir),
                             progress=progress)
     market, *_ = load_market(config, settings)
     prep = prepare(config, settings, market=market)
-    prep = dataclasses.replace(prep, book=starting_book(run))
+    prep = dataclasses.replace(prep, start=begin, book=starting_book(run))  # from the run's own start and book
     bt = execute(prep)
     back = Journal(bt.out_dir / "journal.sqlite")
-    live_eq = journal.frame("equity")
-    live_curve = pd.Series(live_eq["portfolio_value"].to_numpy(), index=pd.to_datetime(live_eq["time"], utc=True))
     cut = last + pd.Timedelta(minutes=bar_minutes)  # the replay runs on past the run's last bar: cut there
-    back_eq = back.frame("equity")
+
+    def live(table: str) -> pd.DataFrame:
+        return _between(journal.frame(table), begin, cut)
+
+    def replay(table: str) -> pd.DataFrame:
+        return _between(back.frame(table), begin, cut)
+
+    live_eq, back_eq = live("equity"), replay("equity")
+    live_curve = pd.Series(live_eq["portfolio_value"].to_numpy(), index=pd.to_datetime(live_eq["time"], utc=True))
     back_curve = pd.Series(back_eq["portfolio_value"].to_numpy(), index=pd.to_datetime(back_eq["time"], utc=True))
-    back_curve = back_curve[back_curve.index <= cut]
-    result = DiffResult(compare_decisions(journal.frame("decisions"), _until(back.frame("decisions"), cut),
-                                          bar_minutes, outcomes(journal.frame("orders"))),
-                        compare_fills(journal.frame("fills"), _until(back.frame("fills"), cut), bar_minutes, bt.costs),
+    result = DiffResult(compare_decisions(live("decisions"), replay("decisions"), bar_minutes,
+                                          outcomes(journal.frame("orders"))),
+                        compare_fills(live("fills"), replay("fills"), bar_minutes, bt.costs),
                         {"live": equity_summary(live_curve), "backtest": equity_summary(back_curve)},
-                        (str(first.date()), str(last.date())), bt.out_dir)
+                        (str(started.date()), str(last.date())), bt.out_dir,
+                        notes=_notes(data, bar_minutes))
     back.close()
     return result
 
 
-def _until(frame: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
-    return frame[pd.to_datetime(frame["time"], utc=True) < cut] if len(frame) else frame
+def _between(frame: pd.DataFrame, begin: pd.Timestamp, cut: pd.Timestamp) -> pd.DataFrame:
+    if not len(frame):
+        return frame
+    t = pd.to_datetime(frame["time"], utc=True)
+    return frame[(t >= begin) & (t < cut)]
+
+
+def _notes(data: str, bar_minutes: int) -> tuple[str, ...]:
+    if data == "alpaca" and bar_minutes == 60:
+        return ("The live bot reads Alpaca's clock-aligned hourly bars (09:00, 10:00, ...; the first mixes in "
+                "pre-market trades); the replay reads the session's hourly bars from 09:30, rebuilt from 30-minute "
+                "bars. Indicators differ slightly between the two, and some decisions with them.",)
+    return ()
 
 
 def render(result: DiffResult, limit: int = 40) -> str:
@@ -203,6 +251,7 @@ def render(result: DiffResult, limit: int = 40) -> str:
                      f"{fmt.format(back[key]) if key in back else '-':>14}")
     lines.append(f"{'return':<14}{pct(live.get('return')):>14}{pct(back.get('return')):>14}")
     lines.append(f"{'max drawdown':<14}{pct(live.get('max_drawdown')):>14}{pct(back.get('max_drawdown')):>14}")
+    lines += [f"Note: {n}" for n in result.notes]
     d, f = result.decisions, result.fills
     lines += ["", f"Decisions that differ: {len(d)}" + (" (none: every bar, step and symbol decided alike)"
                                                           if d.empty else "")]
@@ -215,8 +264,10 @@ def render(result: DiffResult, limit: int = 40) -> str:
     for _, r in f.head(limit).iterrows():
         prices = (f"live {r.get('live_qty', float('nan')):g} @ {r.get('live_price', float('nan')):.2f}, backtest "
                   f"{r.get('backtest_qty', float('nan')):g} @ {r.get('backtest_price', float('nan')):.2f}")
-        extra = (f" (difference {r['difference']:+.2f}/sh, modelled slippage {r['modelled_slippage']:.2f}/sh)"
-                 if isinstance(r.get("difference"), float) and math.isfinite(r["difference"]) else "")
+        realised = r.get("realised_slippage")
+        extra = (f" (slippage {realised:+.2f}/sh against the backtest's price before slippage; modelled "
+                 f"{r['modelled_slippage']:.2f}/sh)" if isinstance(realised, float) and math.isfinite(realised)
+                 else "")
         lines.append(f"  {r['time']:%Y-%m-%d %H:%M} {r['symbol']:<6} {r['side']:<4} {r['role']:<10} "
                      f"{r['note']}: {prices}{extra}")
     return "\n".join(lines) + "\n"

@@ -101,12 +101,12 @@ def _alpaca_market(config: BacktestConfig, settings: Settings,
     Without --start/--end: the length of the default window, ending yesterday."""
     from broker.clients import make_clients
     from broker.gateway import AlpacaGateway
-    from marketdata.alpaca_history import HistoryRequest, load_history, no_keys_error
+    from marketdata.alpaca_history import HistoryRequest, last_complete_day, load_history, no_keys_error
     from marketdata.bar_cache import BarCache
 
     if not settings.alpaca_api_key.reveal() or not settings.alpaca_api_secret.reveal():
         raise no_keys_error()
-    end = config.end or date.today() - timedelta(days=1)
+    end = config.end or last_complete_day()  # New York's yesterday, whatever this machine's zone
     start = config.start or end - (default_window[1] - default_window[0])
     warm_up = WARM_UP_DAYS.get(config.timeframe, 0)  # indicator history before the first day traded
     req = HistoryRequest(settings.all_symbols(), config.timeframe, start - timedelta(days=warm_up), end,

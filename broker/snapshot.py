@@ -94,7 +94,10 @@ def build_live_snapshot(gateway: AlpacaGateway, s: Settings, now: datetime, bar_
         notes.append(stale)
     quotes = None
     if s.max_spread_bps > 0 and session == "regular":  # the spread gate's quotes, one request for the universe
-        quotes = gateway.latest_quotes(list(s.universe))
+        try:
+            quotes = gateway.latest_quotes(list(s.universe))
+        except Exception as exc:  # noqa: BLE001 - an optional read: without it the gate is skipped, never the rest
+            notes.append(f"latest quotes unavailable ({exc}): the spread gate is skipped this iteration")
     return Snapshot(now=now, cash=float(account.cash), portfolio_value=float(account.equity), holdings=holdings,
                     open_orders=orders, market=market, session=session, notes=tuple(notes), feed_stale=stale,
                     history=history, quotes=quotes)

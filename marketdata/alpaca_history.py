@@ -7,8 +7,9 @@ bars anchored at 09:30, exactly as `--data csv:DIR` rebuilds finer CSV bars, so 
 backtest the same frames (Alpaca's own hourly bars are clock-aligned and their 09:00 bar mixes pre-market
 trades into the first half hour). Daily bars are stamped at midnight New York time, as the CSV loader does.
 
-A second run reads the cache and fetches only the days before or after the span already fetched; `refresh`
-fetches everything again.
+A second run reads the cache and fetches only the days before or after the span already fetched (raw bars; an
+adjusted span that has to grow is fetched again whole, since Alpaca adjusts history as of the day it is asked
+for); a day not over in New York yet is never recorded as covered; `refresh` fetches everything again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from alpaca.common.exceptions import APIError
@@ -65,15 +67,25 @@ def load_history(gateway, req: HistoryRequest, cache: BarCache, refresh: bool = 
     todo: dict[tuple[date, date], list[str]] = {}  # missing span -> symbols
     cached: dict[str, pd.DataFrame] = {}
     spans: dict[str, tuple[date, date]] = {}
+    done = last_complete_day()
     for sym in req.symbols:
         key = CacheKey(sym, req.timeframe, req.feed, req.adjustment)
         hit = None if refresh else cache.read(key)
+        extends = hit is not None and (req.start < hit.start or req.end > hit.end)
+        if hit is not None and extends and req.adjustment != "raw":
+            # adjusted bars are adjusted as of the day they are fetched: new ones appended to old ones would
+            # splice two adjustments (a split between the fetches shows as a crash), so the whole span is fetched
+            logger.info("bar cache: %s extends its %s-adjusted span: fetching all of it again", sym, req.adjustment)
+            span = (min(hit.start, req.start), max(hit.end, req.end))
+            todo.setdefault(span, []).append(sym)
+            spans[sym] = (span[0], min(span[1], done))
+            continue
         if hit is None:
             todo.setdefault((req.start, req.end), []).append(sym)
-            spans[sym] = (req.start, req.end)
+            spans[sym] = (req.start, min(req.end, done))  # a day not over yet is not covered: fetched again later
             continue
         cached[sym] = hit.bars
-        spans[sym] = (min(hit.start, req.start), max(hit.end, req.end))
+        spans[sym] = (min(hit.start, req.start), min(max(hit.end, req.end), done))
         if req.start < hit.start:
             todo.setdefault((req.start, hit.start - timedelta(days=1)), []).append(sym)
         if req.end > hit.end:
@@ -88,6 +100,11 @@ def load_history(gateway, req: HistoryRequest, cache: BarCache, refresh: bool = 
         hi = pd.Timestamp(datetime.combine(req.end + timedelta(days=1), time()), tz=NY)
         frames[sym] = bars[(bars.index >= lo) & (bars.index < hi)]
     return _market(frames, req)
+
+
+def last_complete_day() -> date:
+    """The last New York day whose bars are final (yesterday in New York, whatever this machine's zone)."""
+    return datetime.now(ZoneInfo(NY)).date() - timedelta(days=1)
 
 
 def _fetch_all(gateway, req: HistoryRequest, todo: dict, progress: bool) -> dict[str, list[pd.DataFrame]]:

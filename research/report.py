@@ -27,6 +27,8 @@ def write_report(result: dict, market, settings, space, args, wall_seconds: floa
     spy = _spy(market, oos)
     if len(oos):
         _plot(oos, spy, out / "oos_equity.png", args)
+        pd.DataFrame({"strategy_oos": oos, "spy_buy_hold": spy if len(spy) else None}).to_csv(
+            out / "oos_equity.csv", index_label="date")
     (out / "summary.txt").write_text(summary_text(result, trials, folds, imp, oos, spy, market, args, wall_seconds))
     if result["chosen"]:
         lines = [f"# chosen by `python -m research.sweep` on {market.source}, {args.start} .. {args.end}",

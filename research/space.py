@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from trading.settings_specs import SPECS
 
-KNOWN = {s.env for s in SPECS}
+# what a sweep may vary: what a profile may hold (not the account, the machine or the files)
+KNOWN = {s.env for s in SPECS if s.group not in ("broker", "ops", "files")}
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def parse_param(text: str) -> Param:
     name, sep, rng = text.partition("=")
     name = name.strip().upper()
     if not sep or name not in KNOWN:
-        raise ValueError(f"--param {text!r}: write NAME=LOW:HIGH with NAME a setting (e.g. STOP_LOSS_PCT=0.02:0.1)")
+        raise ValueError(f"--param {text!r}: write NAME=LOW:HIGH with NAME a strategy, risk or cost setting (e.g. "
+                         "STOP_LOSS_PCT=0.02:0.1)")
     parts = rng.split(":")
     kind = parts[2].strip().lower() if len(parts) == 3 else "float"
     try:

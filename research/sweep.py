@@ -7,8 +7,8 @@ out-of-sample result, printed beside the in-sample one, with the deflated Sharpe
 backtest overfitting of each fold's selection (research/overfitting.py).
 
 Output folder (reports/sweep-<time>/): summary.txt, trials.csv (every trial of every fold), folds.csv,
-importances.csv (Optuna's parameter importances, averaged over folds), oos_equity.png (the stitched
-out-of-sample equity against SPY buy-and-hold) and best.env: the last fold's chosen settings as a profile the
+importances.csv (Optuna's parameter importances, averaged over folds), oos_equity.png and oos_equity.csv (the
+stitched out-of-sample equity against SPY buy-and-hold) and best.env: the last fold's chosen settings as a profile the
 bot loads with `--profile reports/sweep-<time>/best.env`.
 """
 
@@ -72,8 +72,8 @@ def optimise(runner, fold: Fold, space: tuple[Param, ...], args, progress: bool)
     for number, result in runner.run(jobs()):
         trial = asked[number]
         value = score(result, args.objective, args.min_trades)
-        if value is None:
-            study.tell(trial, state=TrialState.PRUNED)
+        if value is None:  # failed, not pruned: TPE would count pruned trials among its "good" ones
+            study.tell(trial, state=TrialState.FAIL)
         else:
             study.tell(trial, value)
         rows.append({"fold": fold.number, "trial": number, **trial.params, "objective": value,

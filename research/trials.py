@@ -27,18 +27,24 @@ def run_trial(market, base_env: dict[str, str], overrides: dict[str, str], start
     from utils import lumibot_env
 
     lumibot_env.prepare(backtesting=True)
-    from backtest.metrics import equity_metrics
-    from backtest.report import equity_frame
-    from backtest.runner import BacktestConfig, execute, prepare
     from trading.settings import Settings, SettingsError
-    from utils import logging_setup
 
-    logging_setup.configure("ERROR", console=False)
     logging.getLogger("trader").setLevel(logging.ERROR)
     try:
         settings = Settings.load(environ=base_env, dotenv_path=None, overrides=overrides)
     except SettingsError as exc:
         return {"error": exc.one_line()}
+    try:
+        return _backtest(market, settings, start, end, budget)
+    except Exception as exc:  # noqa: BLE001 - one failed trial is reported as such; the sweep goes on
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _backtest(market, settings, start: date, end: date, budget: float) -> dict:
+    from backtest.metrics import equity_metrics
+    from backtest.report import equity_frame
+    from backtest.runner import BacktestConfig, execute, prepare
+
     tmp = Path(tempfile.mkdtemp(prefix="sweep-trial-"))
     try:
         config = BacktestConfig(start=start, end=end, budget=budget, book="cash", out_root=tmp, progress=False)
@@ -46,6 +52,8 @@ def run_trial(market, base_env: dict[str, str], overrides: dict[str, str], start
         eq = equity_frame(run)["strategy"]
         daily = eq.groupby(eq.index.date).last()
         daily.index = pd.to_datetime(daily.index)
+        # the value before the first day's trading, dated the day before: day one's gain or loss stays in the curve
+        daily = pd.concat([pd.Series([float(eq.iloc[0])], index=[daily.index[0] - pd.Timedelta(days=1)]), daily])
         trades = run.strategy.ledger.trades_frame()
         samples = run.strategy.ledger.samples_frame()
         exposure = float((samples["positions"] > 0).mean()) if len(samples) else math.nan  # time in the market

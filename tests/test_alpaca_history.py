@@ -4,6 +4,7 @@ CSV loader."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import numpy as np
@@ -96,15 +97,46 @@ def test_a_second_run_reads_the_cache_and_sends_no_request(srv, gateway, tmp_pat
     assert (entry["start"], entry["end"]) == (str(FIRST), str(LAST))
 
 
-def test_only_the_missing_days_are_fetched_and_the_result_is_the_same(srv, gateway, tmp_path):
-    load_history(gateway, _request(end=date(2024, 4, 19)), BarCache(tmp_path), progress=False)
+def test_raw_bars_fetch_only_the_missing_days_and_the_result_is_the_same(srv, gateway, tmp_path):
+    raw = {"adjustment": "raw"}
+    load_history(gateway, dataclasses.replace(_request(end=date(2024, 4, 19)), **raw), BarCache(tmp_path),
+                 progress=False)
     srv.clear_log()
-    extended = load_history(gateway, _request(), BarCache(tmp_path), progress=False)
+    extended = load_history(gateway, dataclasses.replace(_request(), **raw), BarCache(tmp_path), progress=False)
     starts = {pd.Timestamp(r["query"]["start"]).tz_convert(NY).date() for r in _bar_requests(srv)}
     assert starts == {date(2024, 4, 20)}
-    fresh = load_history(gateway, _request(), BarCache(tmp_path / "fresh"), progress=False)
+    assert {r["query"]["adjustment"] for r in _bar_requests(srv)} == {"raw"}
+    fresh = load_history(gateway, dataclasses.replace(_request(), **raw), BarCache(tmp_path / "fresh"),
+                         progress=False)
     for sym in fresh.bars:
         pd.testing.assert_frame_equal(extended.bars[sym], fresh.bars[sym], check_freq=False)
+
+
+def test_an_adjusted_span_that_grows_is_fetched_again_whole_never_spliced(srv, gateway, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="trader.data")
+    load_history(gateway, _request(end=date(2024, 4, 19)), BarCache(tmp_path), progress=False)
+    srv.clear_log()
+    load_history(gateway, _request(), BarCache(tmp_path), progress=False)
+    starts = {pd.Timestamp(r["query"]["start"]).tz_convert(NY).date() for r in _bar_requests(srv)}
+    assert starts == {FIRST}  # adjusted as of today, all of it: a split between the two fetches cannot splice
+    assert "extends its all-adjusted span: fetching all of it again" in caplog.text
+
+
+def test_a_day_not_over_in_new_york_is_never_recorded_as_covered(srv, gateway, tmp_path, monkeypatch):
+    from marketdata import alpaca_history
+
+    raw = dataclasses.replace(_request(), adjustment="raw")
+    monkeypatch.setattr(alpaca_history, "last_complete_day", lambda: date(2024, 5, 7))  # May 8 is "today"
+    load_history(gateway, raw, BarCache(tmp_path), progress=False)
+    assert BarCache(tmp_path).manifest()["AAA_hour_iex_raw.parquet"]["end"] == "2024-05-07"
+    srv.clear_log()  # days later, the same request fetches what was not final then, and only that
+    monkeypatch.setattr(alpaca_history, "last_complete_day", lambda: date(2024, 5, 12))
+    load_history(gateway, raw, BarCache(tmp_path), progress=False)
+    starts = {pd.Timestamp(r["query"]["start"]).tz_convert(NY).date() for r in _bar_requests(srv)}
+    assert starts == {date(2024, 5, 8)}
+    assert BarCache(tmp_path).manifest()["AAA_hour_iex_raw.parquet"]["end"] == str(LAST)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

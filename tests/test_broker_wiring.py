@@ -588,7 +588,7 @@ def test_lumibots_own_oco_is_refused_by_alpaca(connected, srv):
     assert [r["body"]["stop_price"] for r in srv.rejections] == ["91.0"]
 
 
-def _tracked(broker, status: str, ident: str, children=()) -> LumiOrder:
+def _tracked(status: str, ident: str, children=()) -> LumiOrder:
     from lumibot.entities import Asset
 
     order = LumiOrder("S", Asset("MSFT", "stock"), 1, "buy", identifier=ident)
@@ -598,12 +598,12 @@ def _tracked(broker, status: str, ident: str, children=()) -> LumiOrder:
 
 
 def test_lumibots_books_forget_every_order_whose_own_status_is_final(broker, monkeypatch):
-    legs = [_tracked(broker, "new", "leg-stop"), _tracked(broker, "new", "leg-tp")]  # Lumibot's stale copies
-    orders = {"filled-bracket": _tracked(broker, "fill", "filled-bracket", legs),
-              "canceled": _tracked(broker, "canceled", "canceled"), "replaced": _tracked(broker, "replaced", "replaced"),
-              "expired": _tracked(broker, "expired", "expired"), "rejected": _tracked(broker, "rejected", "rejected"),
-              "unknown": _tracked(broker, "unknown", "unknown"), "new": _tracked(broker, "new", "new"),
-              "partial": _tracked(broker, "partial_fill", "partial"), "open": _tracked(broker, "open", "open")}
+    legs = [_tracked("new", "leg-stop"), _tracked("new", "leg-tp")]  # Lumibot's stale copies
+    orders = {"filled-bracket": _tracked("fill", "filled-bracket", legs),
+              "canceled": _tracked("canceled", "canceled"), "replaced": _tracked("replaced", "replaced"),
+              "expired": _tracked("expired", "expired"), "rejected": _tracked("rejected", "rejected"),
+              "unknown": _tracked("unknown", "unknown"), "new": _tracked("new", "new"),
+              "partial": _tracked("partial_fill", "partial"), "open": _tracked("open", "open")}
     assert orders["filled-bracket"].is_active(), "Lumibot counts it active while its legs' copies say new"
     buckets = [broker._unprocessed_orders, broker._new_orders, broker._partially_filled_orders,
                broker._filled_orders, broker._canceled_orders]
@@ -614,7 +614,7 @@ def test_lumibots_books_forget_every_order_whose_own_status_is_final(broker, mon
         assert {o.identifier for o in broker.tracked_orders()} == {"new", "partial", "open"}
         assert broker.forget_finished_orders() == 0
         # before Lumibot compares its books with the broker's list (its pre-iteration re-read), the finished go
-        late = _tracked(broker, "fill", "late")
+        late = _tracked("fill", "late")
         broker._new_orders.append(late)
         monkeypatch.setattr(Alpaca, "_pull_all_orders", lambda self, name, strategy: [])
         assert broker._pull_all_orders("S", None) == []

@@ -91,3 +91,37 @@ def test_a_journal_without_a_run_record_is_refused_with_the_reason(tmp_path):
     Journal(tmp_path / "old.sqlite").close()
     r = diff(tmp_path / "old.sqlite", tmp_path, tmp_path)
     assert r.returncode == 2 and "no run record" in r.stderr and "Traceback" not in r.stderr
+
+
+def _fills(rows):
+    return pd.DataFrame(rows, columns=["time", "broker_order_id", "symbol", "side", "qty", "price", "role"])
+
+
+def test_fills_are_compared_per_order_against_the_price_before_slippage():
+    from backtest.costs import BacktestCosts
+    from backtest.diff import compare_fills
+
+    costs = BacktestCosts(True, 0, 0, 0, slippage_bps=10, slippage_atr_fraction=0)  # 10 bp: 0.10 on 100
+    t = "2024-03-05T14:31:00+00:00"
+    back = _fills([(t, "b1", "JPM", "buy", 100, 100.10, "entry"), (t, "b2", "XOM", "sell", 10, 99.90, "exit"),
+                   (t, "b3", "AAPL", "sell", 5, 110.00, "target")])
+    # JPM bought in two pieces averaging 100.01: 0.01 of slippage against the backtest's 100.00 before its 0.10
+    live = _fills([(t, "l1", "JPM", "buy", 50, 100.00, "entry"), (t, "l1", "JPM", "buy", 50, 100.02, "entry"),
+                   (t, "l2", "XOM", "sell", 10, 99.70, "exit"), (t, "l3", "AAPL", "sell", 5, 110.00, "target")])
+    out = compare_fills(live, back, 60, costs)
+    assert list(out["symbol"]) == ["XOM"]  # the one beyond the model: 0.30 worse than 100.00, 0.10 modelled
+    xom = out.iloc[0]
+    assert xom["realised_slippage"] == pytest.approx(0.30, abs=1e-3)
+    assert xom["modelled_slippage"] == pytest.approx(0.0999, abs=1e-3)
+    assert xom["note"] == "price beyond the slippage model"
+    worse_limit = live.assign(price=live["price"].where(live["symbol"] != "AAPL", 109.98))
+    assert "AAPL" in set(compare_fills(worse_limit, back, 60, costs)["symbol"])  # a limit: more than a cent off
+
+
+@pytest.mark.parametrize("started, bar_minutes, begin", [
+    ("2024-03-05 09:31", 60, "2024-03-05 09:30"), ("2024-03-05 13:05", 60, "2024-03-05 12:30"),
+    ("2024-03-05 13:30", 60, "2024-03-05 13:30"), ("2024-03-05 13:05", 1440, "2024-03-05 00:00")])
+def test_the_replay_begins_where_the_backtester_sees_what_the_live_bot_saw(started, bar_minutes, begin):
+    from backtest.diff import replay_start
+
+    assert replay_start(pd.Timestamp(started, tz=NY), bar_minutes) == pd.Timestamp(begin, tz=NY)

@@ -33,7 +33,8 @@ def test_the_search_space_is_declared_and_bad_ranges_are_refused_by_name():
     p = parse_param("risk_per_trade_pct=0.002:0.02:log")
     assert (p.name, p.low, p.high, p.kind) == ("RISK_PER_TRADE_PCT", 0.002, 0.02, "log")
     assert [x.name for x in build_space(["RSI_OVERSOLD=20:35:int", "RSI_OVERSOLD=25:30:int"])] == ["RSI_OVERSOLD"]
-    for bad, why in [("STOPLOSS=0.1:0.2", "NAME a setting"), ("STOP_LOSS_PCT=0.2:0.1", "LOW < HIGH"),
+    for bad, why in [("STOPLOSS=0.1:0.2", "NAME a strategy"), ("API_PORT=1:9", "NAME a strategy"),
+                     ("STOP_LOSS_PCT=0.2:0.1", "LOW < HIGH"),
                      ("STOP_LOSS_PCT=a:b", "must be numbers"), ("STOP_LOSS_PCT=0:1:log", "LOW < HIGH")]:
         with pytest.raises(ValueError, match=why):
             parse_param(bad)
@@ -94,7 +95,8 @@ def sweep(tmp_path_factory):
 
 
 def test_the_sweep_writes_its_tables_plot_and_a_profile_the_bot_loads(sweep):
-    for name in ("summary.txt", "trials.csv", "folds.csv", "importances.csv", "oos_equity.png", "best.env"):
+    for name in ("summary.txt", "trials.csv", "folds.csv", "importances.csv", "oos_equity.png", "oos_equity.csv",
+                 "best.env"):
         assert (sweep / name).is_file(), name
     trials = pd.read_csv(sweep / "trials.csv")
     fold_rows = pd.read_csv(sweep / "folds.csv")
@@ -107,6 +109,14 @@ def test_the_sweep_writes_its_tables_plot_and_a_profile_the_bot_loads(sweep):
         == ["STOP_LOSS_PCT", "RSI_OVERSOLD"]
     text = (sweep / "summary.txt").read_text()
     assert "stitched out-of-sample result" in text and "SPY buy & hold" in text and "deflated_sharpe" in text
+
+
+def test_the_stitched_curve_compounds_every_test_windows_whole_return(sweep):
+    folds_ = pd.read_csv(sweep / "folds.csv")
+    curve = pd.read_csv(sweep / "oos_equity.csv")["strategy_oos"]
+    assert curve.iloc[0] == 100_000
+    expected = float(np.prod(1 + folds_["oos_return"])) - 1  # day one of each window included
+    assert curve.iloc[-1] / curve.iloc[0] - 1 == pytest.approx(expected, abs=1e-9)
 
 
 def test_each_fold_trades_the_in_sample_winner_out_of_sample(sweep):
