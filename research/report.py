@@ -50,6 +50,10 @@ def _pct(x) -> str:
     return "-" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.1%}"
 
 
+def _share(x) -> str:
+    return "-" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.1%}"
+
+
 def _num(x) -> str:
     return "-" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.2f}"
 
@@ -76,7 +80,7 @@ def summary_text(result, trials, folds, imp, oos, spy, market, args, wall) -> st
                   f"{'Sharpe (daily, rf 0)':<26}{_num(m['sharpe']):>16}{_num(b.get('sharpe')):>16}",
                   f"{'trades':<26}{int(pd.to_numeric(folds.get('oos_trades'), errors='coerce').sum()):>16}{1:>16}",
                   f"{'time in market':<26}"
-                  f"{_pct(float(pd.to_numeric(folds.get('oos_exposure'), errors='coerce').mean())):>16}{'100%':>16}",
+                  f"{_share(float(pd.to_numeric(folds.get('oos_exposure'), errors='coerce').mean())):>16}{'100%':>16}",
                   "", f"Objective ({args.objective}), mean over folds: in sample {_num(is_mean)} (the best of each "
                   f"fold's trials), out of sample {_num(oos_mean)}."]
     lines += ["", "Folds:"]
