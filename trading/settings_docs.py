@@ -13,8 +13,10 @@ from trading.settings_specs import SPECS
 def render_env_example() -> str:
     """The text of .env.example, generated from SPECS (a test keeps the committed file in sync)."""
     lines = [
-        "# Copy to .env and edit. Environment variables override this file. Every line is optional:",
-        "# the value shown is the default. Generated from trading/settings.py (python -m trading.settings).",
+        "# Copy to .env, fill in your Alpaca keys, and uncomment only what you change: every commented line shows the",
+        "# default. A value set here wins over a profile (PROFILE, --profile), so leave the rest commented for a",
+        "# profile to apply. Environment variables override this file. Generated from trading/settings.py",
+        "# (python -m trading.settings).",
     ]
     group = None
     titles = {"strategy": "Strategy", "risk": "Risk controls, sizing and exit policy", "model": "Meta-model",
@@ -27,7 +29,8 @@ def render_env_example() -> str:
             group = s.group
             lines += ["", f"# ---- {titles[group]}"]
         lines.append(f"# {s.doc} Allowed: {s.allowed}.")
-        lines.append(f"{s.env}={s.default}")
+        required = s.env in ("ALPACA_API_KEY", "ALPACA_API_SECRET")  # the two lines every user fills in
+        lines.append(f"{s.env}={s.default}" if required else f"# {s.env}={s.default}")
     return "\n".join(lines) + "\n"
 
 
