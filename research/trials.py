@@ -89,6 +89,8 @@ class RayRunner:
                  num_cpus: int | None = None) -> None:
         import ray
 
+        # keep Ray's current handling of accelerator variables and say so, rather than print its FutureWarning
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
         if address:  # an existing cluster: ship this repository's code (not the venv, data or reports) to it
             runtime = {"working_dir": str(ROOT), "excludes": [".venv/", ".git/", "reports/", "cache/", "mutants/",
                                                                "data/"]}
