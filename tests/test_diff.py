@@ -125,3 +125,39 @@ def test_the_replay_begins_where_the_backtester_sees_what_the_live_bot_saw(start
     from backtest.diff import replay_start
 
     assert replay_start(pd.Timestamp(started, tz=NY), bar_minutes) == pd.Timestamp(begin, tz=NY)
+
+
+def _halves(df: pd.DataFrame) -> pd.DataFrame:
+    """Each hourly bar as two 30-minute bars (Alpaca serves both sizes; the replay reads 30-minute bars)."""
+    mid = (df["open"] + df["close"]) / 2
+    first = pd.DataFrame({"open": df["open"], "close": mid, "volume": df["volume"] / 2})
+    first["high"], first["low"] = first[["open", "close"]].max(axis=1), first[["open", "close"]].min(axis=1)
+    second = pd.DataFrame({"open": mid, "high": df["high"], "low": df["low"], "close": df["close"],
+                           "volume": df["volume"] / 2}).set_axis(df.index + pd.Timedelta(minutes=30))
+    second["high"] = second[["high", "open", "close"]].max(axis=1)
+    second["low"] = second[["low", "open", "close"]].min(axis=1)
+    return pd.concat([first, second]).sort_index()
+
+
+def test_diff_with_data_alpaca_replays_from_the_fakes_history_through_the_cache(tmp_path):
+    bars = {s: _halves(df) for s, df in scripted_market(shapes=AGREE, symbols=("JPM", "AAPL", "SPY", "QQQ")).items()}
+    srv = FakeAlpaca(bars, now=pd.Timestamp("2024-03-05 09:31", tz=NY), data_rate_limit=None).start()
+    try:
+        bot = LiveBot(srv, tmp_path / "live.sqlite", env=COMMON)
+        run_day(srv, bot, hours=6)
+        bot.close()
+        srv.set_now(pd.Timestamp("2024-03-07 09:00", tz=NY))  # the session is over: its bars are history
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "IS_BACKTESTING"))}
+        env.update({"ALPACA_API_KEY": srv.key, "ALPACA_API_SECRET": srv.secret, "ALPACA_API_URL": srv.url,
+                    "ALPACA_DATA_URL": srv.url, "BAR_CACHE_DIR": str(tmp_path / "bars")})
+        r = subprocess.run([sys.executable, str(ROOT / "live_trader.py"), "diff", "--journal",
+                            str(tmp_path / "live.sqlite"), "--no-progress", "--out", str(tmp_path / "reports")],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        srv.stop()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "against its backtest replay" in r.stdout and "Decisions that differ:" in r.stdout
+    assert "clock-aligned hourly bars" in r.stdout  # the live and the replayed bars are said to differ
+    assert (tmp_path / "bars" / "JPM_hour_iex_all.parquet").is_file()
+    asked = [q for q in srv.requests if q["path"] == "/v2/stocks/bars" and q["query"].get("timeframe") == "30Min"]
+    assert asked, "the replay fetched Alpaca's 30-minute history"
