@@ -33,10 +33,6 @@ class CostTally:
     slipped_fills: int = 0
     fee_fills: int = 0
 
-    def as_dict(self) -> dict:
-        return {"fees": round(self.fees, 2), "slippage": round(self.slippage, 2),
-                "slipped_fills": self.slipped_fills, "fee_fills": self.fee_fills}
-
 
 @dataclass
 class BacktestCosts:

@@ -91,14 +91,16 @@ def load_history(gateway, req: HistoryRequest, cache: BarCache, refresh: bool = 
         if req.end > hit.end:
             todo.setdefault((hit.end + timedelta(days=1), req.end), []).append(sym)
     fetched = _fetch_all(gateway, req, todo, progress)
+    changed = []
     for sym in req.symbols:
         parts = [df for df in (cached.get(sym), *fetched.get(sym, ())) if df is not None and len(df)]
         bars = _merge(parts)
         if sym in fetched or sym not in cached:
-            cache.write(CacheKey(sym, req.timeframe, req.feed, req.adjustment), bars, *spans[sym])
+            changed.append((CacheKey(sym, req.timeframe, req.feed, req.adjustment), bars, *spans[sym]))
         lo = pd.Timestamp(datetime.combine(req.start, time()), tz=NY)
         hi = pd.Timestamp(datetime.combine(req.end + timedelta(days=1), time()), tz=NY)
         frames[sym] = bars[(bars.index >= lo) & (bars.index < hi)]
+    cache.write(changed)  # the files, then the manifest once (not once per symbol)
     return _market(frames, req)
 
 

@@ -79,26 +79,31 @@ class BarCache:
             return None
         return Cached(df, date.fromisoformat(entry["start"]), date.fromisoformat(entry["end"]))
 
-    def write(self, key: CacheKey, bars: pd.DataFrame, start: date, end: date) -> None:
+    def write(self, items: list[tuple[CacheKey, pd.DataFrame, date, date]]) -> None:
+        """Each (key, bars, first day fetched, last day covered) to its file, then the manifest once."""
+        if not items:
+            return
         self.root.mkdir(parents=True, exist_ok=True)
-        bars = bars[COLUMNS].astype(float)
+        manifest = self.manifest()
+        for key, bars, start, end in items:
+            manifest[key.name] = self._write_file(key, bars[COLUMNS].astype(float), start, end)
+        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        _sync(tmp)
+        os.replace(tmp, self.manifest_path)
+
+    def _write_file(self, key: CacheKey, bars: pd.DataFrame, start: date, end: date) -> dict:
         path = self.root / key.name
         tmp = path.with_suffix(".parquet.tmp")
         bars.to_parquet(tmp)
         _sync(tmp)
         os.replace(tmp, path)
-        entry = {"symbol": key.symbol, "timeframe": key.timeframe, "feed": key.feed, "adjustment": key.adjustment,
-                 "start": str(start), "end": str(end), "rows": len(bars),
-                 "first_bar": bars.index[0].isoformat() if len(bars) else None,
-                 "last_bar": bars.index[-1].isoformat() if len(bars) else None,
-                 "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-        manifest = self.manifest()
-        manifest[key.name] = entry
-        tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        _sync(tmp)
-        os.replace(tmp, self.manifest_path)
+        return {"symbol": key.symbol, "timeframe": key.timeframe, "feed": key.feed, "adjustment": key.adjustment,
+                "start": str(start), "end": str(end), "rows": len(bars),
+                "first_bar": bars.index[0].isoformat() if len(bars) else None,
+                "last_bar": bars.index[-1].isoformat() if len(bars) else None,
+                "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def _sync(path: Path) -> None:

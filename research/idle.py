@@ -30,7 +30,7 @@ def analyse(run) -> dict:
     samples = st.ledger.samples_frame()
     trades = st.journal.frame("closed_trades")
     window = (run.start, run.end)
-    rsi = {sym: _rsi(market, sym, s.rsi_period, window) for sym in s.universe if sym in market.bars}
+    rsi = {sym: _rsi(run, sym, window) for sym in s.universe if sym in market.bars}
     candidates = pd.Series({sym: float((r < s.rsi_oversold).mean()) for sym, r in rsi.items()}, name="candidate")
     entries = log[log["step"] == "entry"]
     gates = entries[entries["action"].isin(["skip", "blocked"])]
@@ -42,11 +42,9 @@ def analyse(run) -> dict:
             "exits": ended, "in_cash": in_cash, "long_any": long_any, "iterations": len(samples)}
 
 
-def _rsi(market, sym: str, period: int, window) -> pd.Series:
-    import pandas_ta_classic as ta
-
-    close = market.bars[sym]["close"]
-    r = ta.rsi(close, length=period)
+def _rsi(run, sym: str, window) -> pd.Series:
+    """The RSI the run itself computed (its indicator book), on the symbol's own bars in the window."""
+    r = run.strategy.book.series(sym, "rsi").reindex(run.market.bars[sym].index)
     return r[(r.index >= window[0]) & (r.index < window[1])].dropna()
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trading.settings_specs import SPECS
+from trading.settings_specs import MACHINE_GROUPS, SPECS
 
-# what a sweep may vary: what a profile may hold (not the account, the machine or the files)
-KNOWN = {s.env for s in SPECS if s.group not in ("broker", "ops", "files")}
+KNOWN = {s.env for s in SPECS if s.group not in MACHINE_GROUPS}  # what a sweep may vary: what a profile may hold
 
 
 @dataclass(frozen=True)

@@ -135,18 +135,6 @@ def stitch(curves: list[pd.Series]) -> pd.Series:
     return pd.concat(parts) if parts else pd.Series(dtype=float)
 
 
-def _public_specs():
-    from trading.settings_specs import SPECS
-
-    return [s for s in SPECS if s.group not in ("broker", "ops") and s.env != "PROFILE"]
-
-
-def _text(value) -> str:
-    from trading.settings import as_text
-
-    return as_text(value)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m research.sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="builtin", help="builtin, csv:DIR or alpaca")
@@ -191,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     from research.trials import RayRunner, SerialRunner
 
     t0 = time.perf_counter()
-    runner = (RayRunner(market, {}, args.address, args.cpus) if args.runner == "ray" else SerialRunner(market, {}))
+    base = settings.strategy_env()  # what each trial starts from before its sampled settings
+    runner = RayRunner(market, base, args.address, args.cpus) if args.runner == "ray" else SerialRunner(market, base)
     try:
-        runner.base_env = {s.env: _text(getattr(settings, s.attr)) for s in _public_specs()}
         result = run_sweep(runner, space, args, progress=not args.no_progress)
     finally:
         runner.close()

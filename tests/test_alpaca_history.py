@@ -16,6 +16,7 @@ from broker.gateway import AlpacaGateway
 from marketdata.alpaca_history import HistoryRequest, load_history
 from marketdata.bar_cache import BarCache, CacheKey
 from marketdata.csv_source import DataError, load_csv_dir, regular_session, to_hourly
+from tests.conftest import run_cli
 from tests.fake_alpaca import FakeAlpaca
 from trading.settings import Settings
 
@@ -196,20 +197,8 @@ def test_nothing_in_the_span_is_a_clear_error(srv, gateway, tmp_path):
         load_history(gateway, _request("minute"), BarCache(tmp_path), progress=False)
 
 
-def _cli(*args, cwd, env):
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "IS_BACKTESTING"))}
-    return subprocess.run([sys.executable, str(ROOT / "live_trader.py"), *args], cwd=cwd, env={**base, **env},
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_without_keys_data_alpaca_exits_2_saying_how_to_add_them_or_use_csv(tmp_path):
-    r = _cli("--backtest", "--data", "alpaca", cwd=tmp_path, env={})
+    r = run_cli("--backtest", "--data", "alpaca", cwd=tmp_path, env={})
     assert r.returncode == 2, r.stderr
     assert "ALPACA_API_KEY" in r.stderr and "csv:DIR" in r.stderr and "Traceback" not in r.stderr + r.stdout
     assert not (tmp_path / "reports").exists() and not (tmp_path / "cache").exists()
@@ -220,14 +209,14 @@ def test_a_backtest_on_alpaca_history_runs_and_a_second_one_uses_the_cache(srv, 
            "ALPACA_DATA_URL": srv.url, "UNIVERSE": "AAA,BBB", "BELLWETHERS": "AAA", "BAR_CACHE_DIR": "bars"}
     args = ("--backtest", "--data", "alpaca", "--timeframe", "day", "--start", "2024-04-15", "--end", "2024-05-10",
             "--no-progress")
-    r = _cli(*args, cwd=tmp_path, env=env)
+    r = run_cli(*args, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "alpaca (iex feed, all adjustment, day bars)" in r.stdout
     assert "Total return (net of costs)" in r.stdout
     assert (tmp_path / "bars" / "manifest.json").is_file()
     served = len(_bar_requests(srv))
     assert served >= 1
-    r = _cli(*args, cwd=tmp_path, env=env)
+    r = run_cli(*args, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(_bar_requests(srv)) == served  # the second backtest read the cache only
 

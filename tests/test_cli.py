@@ -1,26 +1,16 @@
 """live_trader.py as a user runs it: exit codes, messages, no tracebacks, offline backtests."""
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from marketdata.builtin import generate
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 SCRIPT = str(ROOT / "live_trader.py")
-
-
-def run_cli(*args, cwd, env=None, timeout=300, prefix=()):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "STOP_", "IS_BACKTESTING"))}
-    base.update(env or {})
-    return subprocess.run([*prefix, sys.executable, SCRIPT, *args], cwd=cwd, env=base, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_live_without_keys_says_how_to_add_them(tmp_path):

@@ -2,14 +2,11 @@
 The replay agrees with the session it came from; a planted divergence (an order Alpaca rejected, a fill the
 backtest never made) is reported."""
 
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_cli
 from tests.fake_alpaca import FakeAlpaca
 from tests.live_harness import NY, LiveBot, run_day, scripted_market
 from trading.records.journal import Journal
@@ -40,10 +37,8 @@ def session(tmp_path, plant=None):
 
 
 def diff(journal, folder, cwd):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "IS_BACKTESTING"))}
-    return subprocess.run([sys.executable, str(ROOT / "live_trader.py"), "diff", "--journal", str(journal), "--data",
-                           f"csv:{folder}", "--no-progress", "--out", str(cwd / "reports")], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_cli("diff", "--journal", str(journal), "--data", f"csv:{folder}", "--no-progress", "--out",
+                   str(cwd / "reports"), cwd=cwd)
 
 
 def test_the_run_record_holds_the_settings_and_the_book_the_session_started_from(tmp_path):
@@ -147,12 +142,10 @@ def test_diff_with_data_alpaca_replays_from_the_fakes_history_through_the_cache(
         run_day(srv, bot, hours=6)
         bot.close()
         srv.set_now(pd.Timestamp("2024-03-07 09:00", tz=NY))  # the session is over: its bars are history
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "IS_BACKTESTING"))}
-        env.update({"ALPACA_API_KEY": srv.key, "ALPACA_API_SECRET": srv.secret, "ALPACA_API_URL": srv.url,
-                    "ALPACA_DATA_URL": srv.url, "BAR_CACHE_DIR": str(tmp_path / "bars")})
-        r = subprocess.run([sys.executable, str(ROOT / "live_trader.py"), "diff", "--journal",
-                            str(tmp_path / "live.sqlite"), "--no-progress", "--out", str(tmp_path / "reports")],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        env = {"ALPACA_API_KEY": srv.key, "ALPACA_API_SECRET": srv.secret, "ALPACA_API_URL": srv.url,
+               "ALPACA_DATA_URL": srv.url, "BAR_CACHE_DIR": str(tmp_path / "bars")}
+        r = run_cli("diff", "--journal", str(tmp_path / "live.sqlite"), "--no-progress", "--out",
+                    str(tmp_path / "reports"), cwd=tmp_path, env=env)
     finally:
         srv.stop()
     assert r.returncode == 0, r.stderr[-3000:]

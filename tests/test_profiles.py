@@ -1,12 +1,9 @@
 """Settings profiles (trading/profiles.py, profiles/*.env): validated like .env, below .env and the environment."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_cli
 from trading.profiles import available
 from trading.settings import Settings, SettingsError
 
@@ -66,19 +63,13 @@ def test_an_unknown_profile_names_the_ones_there_are():
         load(PROFILE="reckless")
 
 
-def _cli(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "PROFILE", "IS_BACKTESTING"))}
-    return subprocess.run([sys.executable, str(ROOT / "live_trader.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_the_cli_says_what_the_profile_changes_and_refuses_a_bad_one(tmp_path):
-    r = _cli("--backtest", "--profile", "conservative", "--start", "2024-01-02", "--end", "2024-01-19",
+    r = run_cli("--backtest", "--profile", "conservative", "--start", "2024-01-02", "--end", "2024-01-19",
              "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     first = r.stdout.splitlines()[0]
     assert first.startswith("profile conservative: RISK_PER_TRADE_PCT: 0.01 -> 0.005; CONFIDENCE_THRESHOLD: 0.6 -> 0.7")
     settings = (next((tmp_path / "reports").iterdir()) / "settings.json").read_text()
     assert '"risk_per_trade_pct": 0.005' in settings
-    r = _cli("--backtest", "--profile", "reckless", cwd=tmp_path)
+    r = run_cli("--backtest", "--profile", "reckless", cwd=tmp_path)
     assert r.returncode == 2 and "no such profile" in r.stderr and "Traceback" not in r.stderr

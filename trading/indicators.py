@@ -25,7 +25,7 @@ ColumnsFn = Callable[[pd.DataFrame], pd.DataFrame]
 VOL_BARS, VOL_RANK_BARS, ADV_DAYS = 20, 250, 20  # realised volatility, its percentile's look-back, dollar volume
 
 
-def base_columns(rsi_period: int) -> ColumnsFn:
+def base_columns(rsi_period: int, bars_per_day: int | None = None) -> ColumnsFn:
     """close, high, low, RSI, the 200-bar trend line and ATR14 for one symbol's OHLCV frame, and what the entry
     filters read: ATR as a share of price, the percentile of 20-bar realised volatility among the last 250
     bars' values, and the average daily dollar volume of the last 20 sessions."""
@@ -42,7 +42,7 @@ def base_columns(rsi_period: int) -> ColumnsFn:
         out["atr_pct"] = out["atr"] / close
         vol = np.log(close).diff().rolling(VOL_BARS).std()
         out["vol_pctile"] = vol.rolling(VOL_RANK_BARS, min_periods=VOL_RANK_BARS // 2).rank(pct=True)
-        per_day = _bars_per_day(df.index)
+        per_day = bars_per_day or _bars_per_day(df.index)
         dollars = (close * df["volume"].astype(float)) if "volume" in df else pd.Series(np.nan, index=df.index)
         out["adv"] = dollars.rolling(ADV_DAYS * per_day, min_periods=per_day).mean() * per_day
         return out
@@ -62,7 +62,10 @@ def market_frames(bars: Mapping[str, pd.DataFrame], rsi_period: int, features=No
     """Per symbol: the strategy's columns, plus the meta-model's features when `features` (a
     models.features.FeatureParams) is given. The one builder for backtests (whole series) and live
     (rolling window)."""
-    frames = {sym: base_columns(rsi_period)(df) for sym, df in bars.items() if len(df)}
+    # the session's shape is the calendar's, the same for every symbol: read once, not once per symbol
+    longest = max(bars.values(), key=len, default=None)
+    columns = base_columns(rsi_period, _bars_per_day(longest.index) if longest is not None else 1)
+    frames = {sym: columns(df) for sym, df in bars.items() if len(df)}
     if features is not None:
         from models.features import feature_frames
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from trading.settings_specs import SPECS
+from trading.settings_specs import MACHINE_GROUPS, SPECS
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 # what a profile may not set: the account, the machine and the profile itself
-NOT_IN_PROFILE_GROUPS = ("broker", "ops", "files")
-NOT_IN_PROFILE = {s.env for s in SPECS if s.group in NOT_IN_PROFILE_GROUPS} | {"PROFILE"}
+NOT_IN_PROFILE = {s.env for s in SPECS if s.group in MACHINE_GROUPS} | {"PROFILE"}
 KNOWN = {s.env for s in SPECS}
 
 

@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 from trading.settings_docs import render_env_example, render_markdown_table, update_readme  # noqa: F401
 from trading.settings_specs import (  # noqa: F401  (re-exported: callers import them from here)
     HEDGE_ROLES,
+    MACHINE_GROUPS,
     SPECS,
     SYMBOL_RE,
     Secret,
@@ -235,6 +236,11 @@ class Settings:
     def all_symbols(self, benchmarks: tuple[str, ...] = ("SPY", "QQQ")) -> tuple[str, ...]:
         """Universe, bellwethers, inverse ETFs and benchmarks, each once, in that order."""
         return tuple(dict.fromkeys(self.universe + self.bellwethers + self.inverse_symbols + benchmarks))
+
+    def strategy_env(self) -> dict[str, str]:
+        """Every strategy, risk, model and cost setting as it would be written in .env (not the account's or the
+        machine's: MACHINE_GROUPS): what a profile, a sweep's trial or a run's replay needs."""
+        return {s.env: as_text(getattr(self, s.attr)) for s in SPECS if s.group not in MACHINE_GROUPS}
 
     def public_dict(self) -> dict[str, Any]:
         """All settings except secrets, for reports."""

@@ -128,6 +128,10 @@ def _between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False)
 DEFAULT_UNIVERSE = "AAPL,MSFT,GOOGL,NVDA,TSLA,AMZN,META,AMD,JPM,XOM,UNH,COST"
 DEFAULT_NASDAQ = "AAPL,MSFT,GOOGL,NVDA,TSLA,AMZN,META,AMD,COST,NFLX,AVGO,INTC,ADBE,PEP,CSCO"
 
+# groups that belong to the account and the machine (keys, URLs, tokens, paths, logging), not to a strategy: a
+# profile, a sweep's space and a run's replay record leave them out
+MACHINE_GROUPS = ("broker", "ops", "files")
+
 SPECS: tuple[Spec, ...] = (
     # --- brackets and sizing
     Spec("STOP_LOSS_PCT", "stop_loss_pct", "0.05", _float, "0 < x < 0.5",

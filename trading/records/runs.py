@@ -10,14 +10,9 @@ RUNS_KEY = "runs"
 
 
 def record_start(journal, settings, snap, bar_minutes: int, now: datetime) -> dict:
-    from trading.settings import as_text
-    from trading.settings_specs import SPECS
-
-    entry = {"started": str(now), "bar_minutes": bar_minutes,
-             # every strategy, risk and cost setting as in effect (a profile's included, so the profile file is
-             # not needed to replay); not the account, the machine's files or the profile's name
-             "settings": {s.env: as_text(getattr(settings, s.attr)) for s in SPECS
-                          if s.group not in ("broker", "ops", "files")},
+    # every strategy, risk and cost setting as in effect (a profile's included, so the profile file is not
+    # needed to replay); not the account, the machine's files or the profile's name
+    entry = {"started": str(now), "bar_minutes": bar_minutes, "settings": settings.strategy_env(),
              "cash": float(snap.cash), "portfolio_value": float(snap.portfolio_value),
              "positions": {h.symbol: {"qty": float(h.qty), "cost": h.avg_entry_price} for h in snap.holdings.values()}}
     runs = read_runs(journal)

@@ -45,9 +45,10 @@ def screen(snap: Snapshot, s: Settings, candidates: list[str]) -> dict[str, tupl
     rows = snap.rows(candidates)
     out: dict[str, tuple[str, str]] = {}
     book = _book_returns(snap, s) if s.correlation_max < 1 else None
+    rets = snap.returns(candidates, s.correlation_bars) if book is not None else None  # one read for all
     for sym in candidates:
         why = (_trend(rows, sym, s) or _volatility(rows, sym, s) or _liquidity(rows, sym, s)
-               or _spread(snap, sym, s) or _correlation(snap, sym, s, book))
+               or _spread(snap, sym, s) or _correlation(rets, sym, s, book))
         if why:
             out[sym] = why
     return out
@@ -116,10 +117,9 @@ def _book_returns(snap: Snapshot, s: Settings) -> pd.Series | None:
     return (rets.fillna(0.0) * (weights / weights.abs().sum())).sum(axis=1)
 
 
-def _correlation(snap: Snapshot, sym: str, s: Settings, book: pd.Series | None) -> tuple[str, str] | None:
-    if book is None:
+def _correlation(rets: pd.DataFrame | None, sym: str, s: Settings, book: pd.Series | None) -> tuple[str, str] | None:
+    if book is None or rets is None:
         return None
-    rets = snap.returns([sym], s.correlation_bars)
     if sym not in rets or rets[sym].count() < s.correlation_bars // 2:
         return None
     pair = pd.concat([rets[sym], book], axis=1).dropna()
