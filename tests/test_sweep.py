@@ -45,6 +45,7 @@ def test_the_objective_ignores_refused_settings_and_thin_trials():
     assert score(good, "ret_over_dd", 10) == pytest.approx(2.0)
     assert score(good, "sharpe", 10) == 1.2 and score(good, "return", 10) == 0.10
     assert score({**good, "trades": 9}, "ret_over_dd", 10) is None
+    assert score({**good, "trades": 10}, "ret_over_dd", 10) == pytest.approx(2.0)  # the minimum itself counts
     assert score({"error": "invalid"}, "sharpe", 0) is None
     assert score({**good, "max_drawdown": 0.0}, "ret_over_dd", 0) == pytest.approx(10.0)  # a 1% floor
 
