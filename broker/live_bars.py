@@ -1,22 +1,30 @@
 """The live bar window: the last N completed regular-session bars of every symbol, kept between iterations.
 
-The first iteration of each New York day fetches the whole window (history_bars per symbol: 400, or
-1,500 with the meta-model) in one multi-symbol request, which alpaca-py pages through
-(next_page_token, 10,000 bars a page). Later iterations that day fetch only from the last bar held
-onwards, still one request for all symbols, and merge it in: for 500 symbols that is one page an hour
-instead of 25 (or 75). The daily full fetch picks up corporate-action adjustments (the bars are
-requested split- and dividend-adjusted, which can rewrite history overnight). Symbols that join later
-(a position the bot did not open) get a full fetch of their own.
+The first iteration fetches the whole window (history_bars per symbol: 400, or 1,500 with the
+meta-model) in one multi-symbol request, which alpaca-py pages through (next_page_token, 10,000 bars a
+page). Later iterations fetch only from the last bar held onwards, still one request for all symbols,
+and merge it in: for 500 symbols that is one page an hour instead of 25 (or 75).
+
+The bars are requested split- and dividend-adjusted, so a corporate action can rewrite a symbol's
+history overnight. The first iteration of each New York day therefore fetches a few bars more
+(OVERLAP) and compares the ones it already held: a symbol whose past bars changed is fetched whole
+again, alone. Refetching every symbol's window every morning instead cost 26 pages at 500 symbols and
+left the process's memory fragmented (the soak in bench/bench_soak.py: RSS +17% over 500 iterations
+while the live heap stayed flat). Symbols that join later (a position the bot did not open) get a full
+fetch of their own; symbols no longer asked for are dropped.
 """
 
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from broker.gateway import AlpacaGateway
 from trading.indicators import completed_bars
 
 NY = "America/New_York"
+OVERLAP = 3  # bars re-read on a new day: the last held may have been forming, the two before it must match
+PRICES = ["open", "high", "low", "close"]
 
 
 def window_days(history_bars: int, bar_period: pd.Timedelta) -> int:
@@ -33,23 +41,29 @@ class LiveBars:
         self.gw, self.bar_period, self.history_bars = gateway, pd.Timedelta(bar_period), history_bars
         self.window = timedelta(days=window_days(history_bars, self.bar_period))  # a full fetch reaches back this far
         self.frames: dict[str, pd.DataFrame] = {}
-        self.day = None  # the New York date of the last full fetch
+        self.day = None  # the New York date of the last update: the first of a day checks for re-adjustments
 
     def update(self, symbols: list[str], now: datetime) -> dict[str, pd.DataFrame]:
         """Completed bars per symbol as of `now`, at most `history_bars` each."""
         now = pd.Timestamp(now)
         today = now.tz_convert(NY).date()
-        if self.day != today:
-            self.frames, self.day = {}, today
-        new = [s for s in symbols if s not in self.frames]
+        new_day, self.day = self.day != today, today
+        self.frames = {s: self.frames[s] for s in symbols if s in self.frames}
+        # a symbol that had no bars is asked for its whole window again once a day, not every hour
+        new = [s for s in symbols if s not in self.frames or (new_day and not len(self.frames[s]))]
+        held = [s for s in symbols if s not in new]
+        if held:
+            back = OVERLAP if new_day else 1  # from the last bar held: it may have been forming, or corrected
+            starts = [f.index[-min(back, len(f))] for f in (self.frames[s] for s in held) if len(f)]
+            fresh = self._fetch(held, min(starts) if starts else now - self.window, now)
+            if new_day:
+                moved = [s for s in held if _rewritten(self.frames[s], fresh[s])]
+                for sym in moved:  # re-adjusted overnight: nothing held for it can be spliced to the new bars
+                    del self.frames[sym], fresh[sym]
+                new += moved
+            self._merge(fresh)
         if new:
             self._merge(self._fetch(new, now - self.window, now))
-        held = [s for s in symbols if s in self.frames and s not in new]
-        if held:
-            # from the last bar held: it is fetched again, in case it was still forming or was corrected
-            lasts = [self.frames[s].index[-1] for s in held if len(self.frames[s])]
-            since = min(lasts) if lasts else now - self.window
-            self._merge(self._fetch(held, since, now))
         out = {}
         for sym in symbols:
             df = self.frames.get(sym)
@@ -74,6 +88,18 @@ class LiveBars:
             if old is not None and len(old) and df is not old:
                 df = pd.concat([old[old.index < df.index[0]] if len(df) else old, df])
             self.frames[sym] = df.iloc[-keep:]
+
+
+def _rewritten(held: pd.DataFrame, fresh: pd.DataFrame) -> bool:
+    """True when bars held (all but the last, which may have been forming) differ from the same bars fetched
+    now, or cannot be compared: a split or dividend re-adjusted the symbol's history."""
+    if fresh is held or not len(held):
+        return False
+    common = held.index[:-1].intersection(fresh.index)
+    if not len(common):
+        return len(held) > 1
+    a, b = held.loc[common, PRICES].to_numpy(float), fresh.loc[common, PRICES].to_numpy(float)
+    return not np.allclose(a, b, rtol=1e-9, atol=0.0)
 
 
 def _empty() -> pd.DataFrame:

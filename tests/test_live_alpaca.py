@@ -111,7 +111,7 @@ def test_market_data_is_one_bars_and_one_latest_trades_request_per_iteration(srv
         srv.advance(pd.Timedelta(hours=1))
 
 
-def test_bar_window_is_fetched_in_full_once_a_day_then_only_from_the_last_bar(srv, tmp_path):
+def test_bar_window_is_fetched_in_full_once_then_only_from_the_last_bars_held(srv, tmp_path):
     from broker.live_bars import LiveBars
 
     bot = LiveBot(srv, tmp_path / "journal.sqlite")
@@ -124,8 +124,9 @@ def test_bar_window_is_fetched_in_full_once_a_day_then_only_from_the_last_bar(sr
     bars = [r for r in srv.requests if r["path"] == "/v2/stocks/bars"]
     spans = [(pd.Timestamp(r["time"]) - pd.Timestamp(r["query"]["start"])) for r in bars]
     assert len(bars) == 5
-    assert spans[0] > pd.Timedelta(days=60) and spans[4] > pd.Timedelta(days=60)  # full window, each day
-    assert all(sp < pd.Timedelta(days=1) for sp in spans[1:4])  # in between: from the last bar held
+    assert spans[0] > pd.Timedelta(days=60)  # the full window, once
+    assert all(sp < pd.Timedelta(days=1) for sp in spans[1:4])  # then from the last bar held
+    assert spans[4] < pd.Timedelta(days=2)  # the next morning: from a few bars back, to see re-adjusted history
     now = srv.now
     symbols = list(bot.strategy.venue.bars.frames)
     kept = bot.strategy.venue.bars.update(symbols, now)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from broker.live_bars import LiveBars, window_days
+from broker.live_bars import OVERLAP, PRICES, LiveBars, window_days
 from marketdata.sessions import hourly_bars, sessions_before
 
 NY = "America/New_York"
@@ -60,17 +60,57 @@ def test_the_first_update_of_a_day_fetches_the_window_then_only_from_the_last_ba
                                   check_freq=False)
 
 
-def test_a_new_day_fetches_everything_again_and_a_new_symbol_gets_its_own_full_fetch():
+def test_a_new_day_rereads_a_few_bars_held_and_a_new_symbol_gets_its_own_full_fetch():
     gw = Gateway(bars_for(["AAPL", "MSFT", "SH"]))
     lb = LiveBars(gw, HOUR, history_bars=20)
     day1 = pd.Timestamp("2024-03-04 15:31", tz=NY)
     lb.update(["AAPL"], day1)
     lb.update(["AAPL", "SH"], day1 + HOUR / 2)
-    assert [r[0] for r in gw.requests] == [("AAPL",), ("SH",), ("AAPL",)]
-    assert gw.requests[1][1] == day1 + HOUR / 2 - lb.window, "the newcomer: the whole window"
+    assert [r[0] for r in gw.requests] == [("AAPL",), ("AAPL",), ("SH",)]
+    assert gw.requests[2][1] == day1 + HOUR / 2 - lb.window, "the newcomer: the whole window"
+    held = lb.frames["AAPL"].index
     day2 = pd.Timestamp("2024-03-05 09:45", tz=NY)
-    lb.update(["AAPL", "SH"], day2)
-    assert gw.requests[-1][0] == ("AAPL", "SH") and gw.requests[-1][1] == day2 - lb.window
+    out = lb.update(["AAPL", "SH"], day2)
+    assert gw.requests[-1][0] == ("AAPL", "SH") and len(gw.requests) == 4, "nothing changed: no full fetch"
+    assert gw.requests[-1][1] == held[-OVERLAP], "a new day re-reads the last bars held, not the window"
+    fresh = LiveBars(Gateway(gw.frames), HOUR, history_bars=20).update(["AAPL", "SH"], day2)
+    for sym in fresh:
+        pd.testing.assert_frame_equal(out[sym], fresh[sym], check_freq=False)
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.9985])  # a 2-for-1 split; a 0.15% dividend
+def test_a_symbol_readjusted_overnight_is_fetched_whole_again_alone(factor):
+    gw = Gateway(bars_for(["AAPL", "MSFT"], sessions=40))
+    lb = LiveBars(gw, HOUR, history_bars=60)
+    lb.update(["AAPL", "MSFT"], pd.Timestamp("2024-03-04 15:31", tz=NY))
+    adjusted = gw.frames["AAPL"].copy()  # the action is effective on the 5th: Alpaca rewrites every bar before it
+    before = adjusted.index < pd.Timestamp("2024-03-05", tz=NY)
+    adjusted.loc[before, PRICES] *= factor
+    gw.frames["AAPL"] = adjusted
+    day2 = pd.Timestamp("2024-03-05 11:31", tz=NY)
+    out = lb.update(["AAPL", "MSFT"], day2)
+    assert [r[0] for r in gw.requests[1:]] == [("AAPL", "MSFT"), ("AAPL",)]
+    assert gw.requests[-1][1] == day2 - lb.window
+    fresh = LiveBars(Gateway(gw.frames), HOUR, history_bars=60).update(["AAPL", "MSFT"], day2)
+    for sym in ("AAPL", "MSFT"):  # no unadjusted bar left spliced in front of the adjusted ones
+        pd.testing.assert_frame_equal(out[sym], fresh[sym], check_freq=False)
+        kept = lb.frames[sym]
+        pd.testing.assert_frame_equal(kept, gw.frames[sym].loc[kept.index], check_freq=False)
+    lb.update(["AAPL", "MSFT"], day2 + HOUR)
+    assert gw.requests[-1][0] == ("AAPL", "MSFT") and len(gw.requests) == 4, "later that day: the last bar only"
+
+
+def test_a_new_day_drops_symbols_no_longer_asked_for_and_retries_one_without_data():
+    gw = Gateway(bars_for(["AAPL", "MSFT"]))
+    lb = LiveBars(gw, HOUR, history_bars=10)
+    now = pd.Timestamp("2024-03-04 12:31", tz=NY)
+    lb.update(["AAPL", "MSFT", "NODATA"], now)
+    lb.update(["AAPL", "NODATA"], now + HOUR)
+    assert set(lb.frames) == {"AAPL", "NODATA"}
+    assert gw.requests[1][0] == ("AAPL", "NODATA") and gw.requests[1][1] > now - HOUR, "not hourly in full"
+    day2 = pd.Timestamp("2024-03-05 09:45", tz=NY)
+    lb.update(["AAPL", "NODATA"], day2)
+    assert gw.requests[-1][0] == ("NODATA",) and gw.requests[-1][1] == day2 - lb.window, "once a day"
 
 
 def test_bars_outside_the_regular_session_are_dropped_and_at_most_the_history_is_returned():
