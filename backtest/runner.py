@@ -198,7 +198,7 @@ def prepare(config: BacktestConfig, settings: Settings, market: Market | None = 
     book = starting_book(book_kind, market, start, config.budget)
     scorer = load_confidence(settings)  # an untrustworthy model file stops here, before anything runs
     for note in (overlap_warning(scorer, market.source, start_d, end_d),
-                 threshold_warning(scorer, settings.confidence_threshold)):
+                 threshold_warning(scorer)):
         if note:
             warnings.append(note)
     return PreparedBacktest(config, settings, market, start, end, sleeptime, book, tuple(warnings), scorer)

@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.bench_live_requests import names  # noqa: E402
+from models.ensemble import Ensemble  # noqa: E402
 from models.features import FEATURE_HISTORY_BARS, FEATURE_NAMES, FeatureParams  # noqa: E402
 from models.meta_model import MetaModel  # noqa: E402
-from models.train import make_pipeline  # noqa: E402
 from tests.live_harness import NY, scripted_market  # noqa: E402
 from trading.confidence import RuleConfidence  # noqa: E402
 from trading.indicators import MIN_HISTORY_BARS, IndicatorBook, completed_bars, market_frames  # noqa: E402
@@ -51,13 +51,14 @@ NOW = pd.Timestamp("2024-03-05 11:31", tz=NY)
 
 
 def fitted_model() -> MetaModel:
-    """A MetaModel around the real pipeline fitted on random rows: prediction cost is what matters here."""
+    """A MetaModel around the real ensemble fitted on random rows: prediction cost is what matters here."""
     rng = np.random.default_rng(0)
     x = pd.DataFrame(rng.normal(size=(3000, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
-    y = (x.iloc[:, 0] + rng.normal(size=len(x)) > 0).astype(int).to_numpy()
+    x[["rvol_70", "spy_rvol_70"]] = np.abs(x[["rvol_70", "spy_rvol_70"]])  # volatilities (the regime step logs them)
+    r = x.iloc[:, 0].to_numpy() + rng.normal(size=len(x))
     card = {"created": datetime.now(UTC).isoformat(), "training_window": {"start": "bench", "end": "bench"},
-            "metrics": {"overall": {"auc": None}}}
-    return MetaModel(Path("bench.joblib"), card, make_pipeline(0).fit(x, y), max_age_days=1e9, block_when_stale=False)
+            "metrics": {"overall": {"auc": None}}, "gate": {"min_expected_r": -10.0}}  # every candidate passes
+    return MetaModel(Path("bench.joblib"), card, Ensemble().fit(x, r), max_age_days=1e9, block_when_stale=False)
 
 
 def busy_market(s: Settings, n: int) -> tuple[pd.DataFrame, tuple[float, float]]:

@@ -23,7 +23,8 @@ import sklearn
 from models.features import FEATURE_NAMES, FeatureParams
 
 logger = logging.getLogger("trader.model")
-CARD_FORMAT = 1
+CARD_FORMAT = 2  # 2: the realised-R ensemble (1 was a calibrated bracket classifier)
+DEFAULT_MIN_EXPECTED_R = 0.0  # the gate when the card proposes no threshold: a positive expected value
 
 
 class ModelError(ValueError):
@@ -44,23 +45,39 @@ def card_path(model_path: Path) -> Path:
 
 @dataclass
 class MetaModel:
-    """ConfidenceModel backed by the calibrated classifier; one predict_proba call per iteration."""
+    """The ensemble behind the entry gate; one batched prediction per iteration.
+
+    `assess` gives each candidate's expected R, agreement and uncertainty; the gate's threshold is
+    MIN_EXPECTED_R when set, else the card's proposal, else DEFAULT_MIN_EXPECTED_R."""
 
     path: Path
     card: dict
     estimator: object
     max_age_days: float
     block_when_stale: bool
+    override: float | None = None  # MIN_EXPECTED_R
     _warned_day: object = None
 
     @property
     def name(self) -> str:
         return f"model:{self.path.name}"
 
+    @property
+    def min_expected_r(self) -> float:
+        proposed = (self.card.get("gate") or {}).get("min_expected_r")
+        return self.override if self.override is not None else (
+            DEFAULT_MIN_EXPECTED_R if proposed is None else float(proposed))
+
+    def threshold_source(self) -> str:
+        if self.override is not None:
+            return "MIN_EXPECTED_R"
+        return "the card" if (self.card.get("gate") or {}).get("min_expected_r") is not None else "default"
+
     def describe(self) -> str:
         w = self.card["training_window"]
         return (f"meta-model {self.path.name} (trained {self.card['created'][:10]} on {w['start']} .. {w['end']}, "
-                f"walk-forward AUC {_fmt(self.card['metrics']['overall'].get('auc'))})")
+                f"walk-forward AUC {_fmt(self.card['metrics']['overall'].get('auc'))}; gate expected R >= "
+                f"{self.min_expected_r:+.3f} from {self.threshold_source()})")
 
     @property
     def created(self) -> datetime:
@@ -81,20 +98,29 @@ class MetaModel:
             return f"the meta-model is {age:.0f} days old (> MAX_MODEL_AGE_DAYS={self.max_age_days:g})"
         return None
 
-    def score(self, rows: pd.DataFrame) -> np.ndarray:
+    def assess(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """expected_r, agreement and uncertainty per row; NaN for a row without complete features (it never
+        passes the gate)."""
         missing = [f for f in FEATURE_NAMES if f not in rows.columns]
         if missing:
             raise ValueError(f"feature column(s) missing from the market rows: {', '.join(missing[:5])}")
         x = rows[list(FEATURE_NAMES)].astype(float)
         complete = np.isfinite(x.to_numpy()).all(axis=1)
-        out = np.full(len(rows), np.nan)  # a candidate without complete features never passes the gate
+        out = pd.DataFrame(np.nan, index=rows.index, columns=["expected_r", "agreement", "uncertainty"])
         if complete.any():
-            out[complete] = self.estimator.predict_proba(x[complete])[:, 1]
+            a = self.estimator.assess(x[complete], self.min_expected_r)
+            out.loc[complete, "expected_r"] = a.expected_r
+            out.loc[complete, "agreement"] = a.agreement
+            out.loc[complete, "uncertainty"] = a.uncertainty
         return out
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        """The expected R (what candidates are ranked by)."""
+        return self.assess(rows)["expected_r"].to_numpy()
 
 
 def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days: float = 30.0,
-                    block_when_stale: bool = False) -> MetaModel | None:
+                    block_when_stale: bool = False, min_expected_r: float | None = None) -> MetaModel | None:
     """The model at `model_path`, or None when there is no model file (rule-based confidence then)."""
     path = Path(model_path)
     if not path.exists():
@@ -116,7 +142,7 @@ def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days:
                          + "\nRetrain with: python -m models.train (or remove the file to use the rule-based "
                            "confidence).")
     estimator = joblib.load(path)
-    return MetaModel(path, card, estimator, max_age_days, block_when_stale)
+    return MetaModel(path, card, estimator, max_age_days, block_when_stale, min_expected_r)
 
 
 # Every field the loader or the running model reads (describe, gate). A card without one is refused
@@ -150,7 +176,8 @@ def check_card(card: dict, path: Path, params: FeatureParams) -> list[str]:
         except ValueError:
             problems.append(f"the card's created time {card['created']!r} is not an ISO date")
     if card.get("format") != CARD_FORMAT:
-        problems.append(f"card format {card.get('format')!r} is not {CARD_FORMAT}")
+        problems.append(f"card format {card.get('format')!r} is not {CARD_FORMAT} (a model from an older version: "
+                        "the gate now needs the realised-R ensemble)")
     digest = sha256_file(path)
     if "sha256" not in missing and card.get("sha256") != digest:
         problems.append(f"sha256 of {path.name} is {digest[:16]}..., the card records "
@@ -194,28 +221,25 @@ def load_confidence(settings):
     from trading.confidence import RuleConfidence
 
     model = load_meta_model(settings.model_path, FeatureParams.from_settings(settings),
-                            settings.max_model_age_days, settings.block_entries_on_stale_model)
+                            settings.max_model_age_days, settings.block_entries_on_stale_model, settings.min_expected_r)
     return model if model is not None else RuleConfidence(settings.rsi_oversold)
 
 
-def threshold_warning(model, threshold: float) -> str | None:
-    """A warning when CONFIDENCE_THRESHOLD is above every out-of-sample probability the model gave in
-    validation: with it the gate passes nothing and the bot makes no new entries (the probability that
-    +TAKE_PROFIT_PCT comes before -STOP_LOSS_PCT is a small number; the rule score is not)."""
+def threshold_warning(model) -> str | None:
+    """A warning when the gate's threshold is above every expected R the model gave out of sample in
+    validation (the bot would make no new entries), or when training found no threshold with an edge."""
     if not isinstance(model, MetaModel):
         return None
-    oos = model.card.get("oos_probability") or {}
-    top = oos.get("max")
-    if top is None or threshold <= top:
-        return None
-    hint = (f"the training report's best out-of-sample threshold was {model.card['suggested_threshold']:.2f}"
-            if model.card.get("suggested_threshold") is not None else "the training report found no threshold "
-            "with an edge")
-    return (f"CONFIDENCE_THRESHOLD={threshold:g} is above every out-of-sample probability of {model.path.name} "
-            f"(highest {top:.2f}, 99th percentile {oos.get('p99', top):.2f}; break-even for this bracket "
-            f"{model.card.get('breakeven_probability', float('nan')):.2f}): no candidate will pass and the bot "
-            f"will make no new entries. {hint[0].upper() + hint[1:]}; set CONFIDENCE_THRESHOLD deliberately, "
-            "or remove the model file for the rule-based score")
+    top = (model.card.get("oos_expected_r") or {}).get("max")
+    if top is not None and model.min_expected_r > top:
+        return (f"the gate's threshold, expected R >= {model.min_expected_r:+.3f} ({model.threshold_source()}), is "
+                f"above every out-of-sample expected R of {model.path.name} (highest {top:+.3f}): no candidate "
+                "will pass and the bot will make no new entries; lower MIN_EXPECTED_R or leave it empty for the "
+                "card's value")
+    if model.threshold_source() == "default":
+        return (f"{model.path.name}: training found no expected-R threshold that beat taking every candidate out "
+                f"of sample (no usable edge); the gate is expected R >= {DEFAULT_MIN_EXPECTED_R:g}")
+    return None
 
 
 def overlap_warning(model, source: str, start, end) -> str | None:

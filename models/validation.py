@@ -8,7 +8,6 @@ bars ahead) can see a test bar.
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import TimeSeriesSplit
 
 
@@ -36,16 +35,3 @@ def walk_forward(n_bars: int, n_splits: int, gap: int) -> list[Fold]:
 
 def select(bar_pos: np.ndarray, span: tuple[int, int]) -> np.ndarray:
     return (bar_pos >= span[0]) & (bar_pos < span[1])
-
-
-def gate_metrics(p: np.ndarray, y: np.ndarray, r: np.ndarray, threshold: float) -> dict[str, float]:
-    """Quality of the probabilities and of the gate at `threshold` (passed = p >= threshold)."""
-    passed = p >= threshold
-    out = {"n": len(y), "base_rate": float(y.mean()) if len(y) else np.nan,
-           "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else np.nan,
-           "brier": float(brier_score_loss(y, p)) if len(y) else np.nan,
-           "pass_share": float(passed.mean()) if len(y) else np.nan}
-    for name, mask in (("passed", passed), ("rejected", ~passed)):
-        out[f"hit_{name}"] = float(y[mask].mean()) if mask.any() else np.nan
-        out[f"avg_r_{name}"] = float(r[mask].mean()) if mask.any() else np.nan
-    return out

@@ -114,7 +114,7 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
                                f"{self.scorer.describe()}; risk {self.risk.describe()}"
                                + (f"; {restored} open trade(s) restored from the journal" if restored else "")
                                + ("; DRY RUN: nothing is sent" if p.get("dry_run") else ""))
-        for warning in (threshold_warning(self.scorer, self.settings.confidence_threshold),
+        for warning in (threshold_warning(self.scorer),
                         spread_note(self.settings, gateway is not None)):
             if warning:
                 self.decision_log.note(now, "plan", warning, "warning")

@@ -6,14 +6,16 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.dummy import DummyClassifier
 
 from marketdata.builtin import generate, inverse_map
 from models import meta_model
+from models.dataset import build_dataset
+from models.ensemble import MEMBERS, assess_predictions
+from models.exit_sim import ExitPolicy
 from models.features import FEATURE_HISTORY_BARS, FEATURE_NAMES, FeatureParams
-from models.labels import LabelSpec, bracket_outcomes
 from models.meta_model import ModelError, load_meta_model
-from models.train import build_dataset, train, write_model
+from models.model_files import write_model
+from models.train import train
 from models.validation import walk_forward
 from trading.confidence import RuleConfidence
 from trading.indicators import IndicatorBook, completed_bars, market_frames
@@ -69,32 +71,6 @@ def test_live_window_features_equal_the_precomputed_series(market):
                                    full.loc[list(S.universe), cols].to_numpy(float), rtol=1e-4, atol=1e-6)
 
 
-# ---------------------------------------------------------------------------------------------- labels
-def bars(rows):
-    idx = pd.date_range("2024-03-04 09:30", periods=len(rows), freq="h", tz="America/New_York")
-    return pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=idx)
-
-
-SPEC = LabelSpec(horizon_bars=3, stop_pct=0.05, target_pct=0.15)
-
-
-@pytest.mark.parametrize("path, label, r", [
-    ([(100, 100, 100, 100), (100, 101, 99, 100), (100, 116, 99, 115), (115, 115, 90, 90)], 1, 3.0),  # target first
-    ([(100, 100, 100, 100), (100, 101, 94, 95), (95, 120, 95, 118), (118, 118, 118, 118)], 0, -1.0),  # stop first
-    ([(100, 100, 100, 100), (100, 102, 98, 101), (101, 103, 99, 102), (102, 104, 101, 103)], 0, 0.6),  # neither
-    ([(100, 100, 100, 100), (100, 116, 94, 100), (100, 100, 100, 100), (100, 100, 100, 100)], 0, -1.0),  # both
-    ([(100, 100, 100, 100), (100, 101, 99, 100), (90, 91, 89, 90), (90, 90, 90, 90)], 0, -2.0),  # gap through stop
-])
-def test_labels_on_hand_made_paths(path, label, r):
-    y, rr = bracket_outcomes(bars(path), np.array([0]), SPEC)
-    assert y[0] == label and rr[0] == pytest.approx(r)
-
-
-def test_candidates_without_a_full_horizon_get_no_label():
-    y, _ = bracket_outcomes(bars([(100, 100, 100, 100)] * 3), np.array([0]), SPEC)
-    assert np.isnan(y[0])
-
-
 # ---------------------------------------------------------------------------------------------- walk-forward
 @pytest.mark.parametrize("n, splits, gap", [(1000, 5, 70), (300, 3, 10), (5000, 8, 140)])
 def test_walk_forward_tests_come_after_train_plus_gap(n, splits, gap):
@@ -131,24 +107,25 @@ def test_training_on_a_window_too_short_says_what_to_change(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     m = generate(S.all_symbols(), inverse_map(S.inverse_etfs), "2021-01-04", "2023-06-30", seed=3)
-    spec = LabelSpec(70, S.stop_loss_pct, S.take_profit_pct)
+    policy = ExitPolicy.from_settings(S, HOUR)
     universe = tuple(s for s in S.universe if s in m.bars)
-    ds = build_dataset(m.bars, universe, PARAMS, S.rsi_oversold, spec, date(2021, 1, 4), date(2023, 6, 30))
-    model, rows, overall, _, _ = train(ds, spec, 0.6, n_splits=3, progress=False)
+    ds = build_dataset(m.bars, universe, PARAMS, S.rsi_oversold, policy, date(2021, 1, 4), date(2023, 6, 30))
+    result = train(ds, policy.horizon_bars, {"ensemble_agreement": 0.5}, n_splits=3, progress=False)
     out = tmp_path_factory.mktemp("model")
-    card = card_for(model_kind="trained", overall=overall, rows=rows)
-    path = write_model(out, model, card)
+    card = card_for(overall=result["report"]["ensemble"], folds=result["folds"])
+    path = write_model(out, result["model"], card)
     return path, ds, m
 
 
 def card_for(**extra) -> dict:
     import sklearn
 
-    return {"format": 1, "created": datetime.now(UTC).isoformat(), "feature_names": list(FEATURE_NAMES),
-            "feature_params": PARAMS.as_dict(), "versions": {"sklearn": sklearn.__version__},
+    return {"format": 2, "kind": "ensemble", "created": datetime.now(UTC).isoformat(),
+            "feature_names": list(FEATURE_NAMES), "feature_params": PARAMS.as_dict(),
+            "versions": {"sklearn": sklearn.__version__},
             "training_window": {"start": "2021-01-04", "end": "2023-06-30"},
             "data": {"source": "test"}, "metrics": {"overall": extra.pop("overall", {"auc": None})},
-            "label": {"horizon_bars": 70}, **extra}
+            "label": {"horizon_bars": 70}, "gate": {"min_expected_r": extra.pop("min_expected_r", None)}, **extra}
 
 
 def test_train_save_load_score_round_trip(trained):
@@ -156,23 +133,38 @@ def test_train_save_load_score_round_trip(trained):
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["sha256"] == meta_model.sha256_file(path)
     model = load_meta_model(path, PARAMS)
-    p = model.score(ds.X.iloc[:50])
-    assert p.shape == (50,) and np.all((p >= 0) & (p <= 1))
+    table = model.assess(ds.X.iloc[:50])
+    assert list(table.columns) == ["expected_r", "agreement", "uncertainty"] and len(table) == 50
+    assert np.isfinite(table.to_numpy()).all() and table["agreement"].isin([0, 1 / 3, 2 / 3, 1]).all()
+    members = model.estimator.predict_members(ds.X.iloc[:50])
+    assert members.shape == (50, len(MEMBERS)) and len({tuple(c) for c in members.T}) == len(MEMBERS)
+    np.testing.assert_allclose(table["expected_r"], members.mean(axis=1))
+    np.testing.assert_allclose(table["uncertainty"], members.std(axis=1))
+    np.testing.assert_allclose(model.score(ds.X.iloc[:50]), members.mean(axis=1))
     with_nan = ds.X.iloc[:3].copy()
     with_nan.iloc[1, 0] = np.nan
-    assert np.isnan(model.score(with_nan)[1]), "incomplete features never pass the gate"
+    assert model.assess(with_nan).iloc[1].isna().all(), "incomplete features never pass the gate"
 
 
-def test_a_threshold_above_every_validation_probability_is_called_out(trained):
+def test_the_gate_threshold_is_min_expected_r_else_the_cards_else_zero(trained):
     path, *_ = trained
-    card = {"oos_probability": {"p50": 0.04, "p90": 0.1, "p99": 0.21, "max": 0.29}, "suggested_threshold": None,
-            "breakeven_probability": 0.25}
-    model = meta_model.MetaModel(path, card, None, 30, False)
-    text = meta_model.threshold_warning(model, 0.6)
-    assert "CONFIDENCE_THRESHOLD=0.6 is above every out-of-sample probability" in text
-    assert "highest 0.29" in text and "no new entries" in text and "found no threshold with an edge" in text
-    assert meta_model.threshold_warning(model, 0.25) is None
-    assert meta_model.threshold_warning(RuleConfidence(30), 0.99) is None
+    card = card_for(min_expected_r=0.25, oos_expected_r={"max": 0.6})
+    assert meta_model.MetaModel(path, card, None, 30, False).min_expected_r == 0.25
+    assert meta_model.MetaModel(path, card, None, 30, False, override=-0.1).min_expected_r == -0.1
+    assert meta_model.MetaModel(path, card_for(), None, 30, False).min_expected_r == 0.0
+    assert "from the card" in meta_model.MetaModel(path, card, None, 30, False).describe()
+
+
+def test_a_threshold_above_every_validation_prediction_or_no_edge_is_called_out(trained):
+    path, *_ = trained
+    card = card_for(min_expected_r=0.2, oos_expected_r={"p50": -0.1, "p90": 0.05, "max": 0.29})
+    assert meta_model.threshold_warning(meta_model.MetaModel(path, card, None, 30, False)) is None
+    text = meta_model.threshold_warning(meta_model.MetaModel(path, card, None, 30, False, override=0.5))
+    assert "above every out-of-sample expected R" in text and "highest +0.290" in text and "no new entries" in text
+    no_edge = meta_model.threshold_warning(meta_model.MetaModel(path, card_for(oos_expected_r={"max": 1}), None,
+                                                                30, False))
+    assert "no usable edge" in no_edge and "expected R >= 0" in no_edge
+    assert meta_model.threshold_warning(RuleConfidence(30)) is None
 
 
 def test_tampered_file_is_refused(trained, tmp_path):
@@ -211,45 +203,86 @@ def test_other_sklearn_major_and_missing_card_are_refused(trained, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- the gate
-def constant_model(tmp_path, p_win: float, created: datetime | None = None):
-    X = pd.DataFrame(np.zeros((10, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
-    y = np.array([1] * round(10 * p_win) + [0] * (10 - round(10 * p_win)))
-    card = card_for()
+class ConstantEnsemble:
+    """Members that predict fixed R values for every candidate; counts its calls."""
+
+    def __init__(self, members):
+        self.members, self.calls = list(members), 0
+
+    def predict_members(self, X):
+        return np.tile(self.members, (len(X), 1))
+
+    def assess(self, X, threshold):
+        self.calls += 1
+        return assess_predictions(self.predict_members(X), threshold)
+
+
+def constant_model(tmp_path, members, created: datetime | None = None, **card):
+    card = card_for(**card)
     if created:
         card["created"] = created.isoformat()
-    return write_model(tmp_path, DummyClassifier(strategy="prior").fit(X, y), card)
+    return write_model(tmp_path, ConstantEnsemble(members), card)
 
 
-class CountingEstimator:
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-
-    def predict_proba(self, X):
-        self.calls += 1
-        return self.inner.predict_proba(X)
-
-
-@pytest.mark.parametrize("p_win, enters", [(0.9, True), (0.1, False)])
-def test_gate_with_a_constant_model(tmp_path, market, p_win, enters):
-    model = load_meta_model(constant_model(tmp_path, p_win), PARAMS)
-    model.estimator = CountingEstimator(model.estimator)
+def entries(model, market, settings=S, stride=10):
     book = IndicatorBook(market_frames(market.bars, 14, PARAMS), HOUR)
-    entered = 0
-    for t in market.bars["SPY"].index[300:1500:10]:
+    out = []
+    for t in market.bars["SPY"].index[300:1500:stride]:
         rows = book.as_of(t)
         snap = Snapshot(now=t, cash=100_000, portfolio_value=100_000, holdings={}, open_orders=(), market=rows)
         calls_before = model.estimator.calls
-        out = plan_entries(snap, S, model, 99_000, set(), OrderIds("t", t))
-        candidates = [d for d in out if d.action in ("enter", "skip")]
-        assert model.estimator.calls - calls_before == (1 if candidates else 0), "one batched call per iteration"
-        entered += sum(d.action == "enter" for d in out)
-        assert all("model:meta_model.joblib" in d.reason for d in candidates)
-    assert (entered > 0) is enters
+        found = plan_entries(snap, settings, model, 99_000, set(), OrderIds("t", t))
+        judged = [d for d in found if d.action in ("enter", "skip")]
+        assert model.estimator.calls - calls_before == (1 if judged else 0), "one batched call per iteration"
+        assert all("model:meta_model.joblib" in d.reason for d in judged)
+        out += found
+    return out
+
+
+@pytest.mark.parametrize("members, env, gate", [
+    ((0.5, 0.4, 0.6), {}, None),  # every member expects a gain: enter
+    ((-0.5, -0.4, -0.6), {}, "expected_r"),  # expects a loss: below the default threshold of 0
+    ((0.5, 0.4, 0.6), {"MIN_EXPECTED_R": "0.55"}, "expected_r"),  # the user's threshold wins over the card's
+    ((0.9, 0.9, -2.1), {}, "expected_r"),  # two of three expect a gain, but the mean (-0.10) does not
+    ((0.9, 0.6, -1.0), {}, None),  # mean +0.17, two of three agree: a majority is enough by default
+    ((0.9, 0.6, -1.0), {"ENSEMBLE_AGREEMENT": "1"}, "agreement"),
+    ((0.5, 0.4, 0.6), {"ENSEMBLE_AGREEMENT": "1"}, None),  # all agree: 100% is enough for a limit of 100%
+    ((0.9, 0.6, -1.0), {"MAX_UNCERTAINTY": "0.5"}, "uncertainty"),  # spread 0.82R
+])
+def test_the_model_gate_on_expected_r_agreement_and_uncertainty(tmp_path, market, members, env, gate):
+    model = load_meta_model(constant_model(tmp_path, members), PARAMS,
+                            min_expected_r=float(env["MIN_EXPECTED_R"]) if "MIN_EXPECTED_R" in env else None)
+    model.estimator.calls = 0
+    settings = Settings.load(dotenv_path=tmp_path / "none.env", environ={k: v for k, v in env.items()
+                                                                        if k != "MIN_EXPECTED_R"})
+    found = [d for d in entries(model, market, settings) if d.action in ("enter", "skip")]
+    gates = {d.data.get("gate") for d in found if d.action == "skip"} - {"cash"}
+    assert found, "the market has candidates"
+    if gate is None:
+        assert any(d.action == "enter" for d in found) and gates <= {None}
+        enter = next(d for d in found if d.action == "enter")
+        assert enter.data["expected_r"] == pytest.approx(np.mean(members)) and "agree" in enter.reason
+    else:
+        assert not any(d.action == "enter" for d in found) and gates == {gate}
+
+
+def test_the_cards_threshold_gates_and_full_agreement_sizes_up(tmp_path, market):
+    strict = load_meta_model(constant_model(tmp_path, (0.3, 0.3, 0.3), min_expected_r=0.35), PARAMS)
+    strict.estimator.calls = 0
+    assert not any(d.action == "enter" for d in entries(strict, market))
+    (tmp_path / "b").mkdir()
+    sizes, small = {}, Settings.load(dotenv_path=tmp_path / "none.env", environ={"RISK_PER_TRADE_PCT": "0.002"})
+    for members in ((0.3, 0.3, 0.3), (0.5, 0.5, -0.1)):
+        model = load_meta_model(constant_model(tmp_path / "b", members, min_expected_r=0.0), PARAMS)
+        model.estimator.calls = 0
+        enter = next(d for d in entries(model, market, small, stride=40) if d.action == "enter")
+        sizes[members] = enter.data["qty"] * (enter.data["price"] - enter.data["stop"])
+    assert sizes[(0.3, 0.3, 0.3)] == pytest.approx(1.5 * sizes[(0.5, 0.5, -0.1)], rel=0.05)
 
 
 def test_stale_model_warns_daily_and_blocks_when_configured(tmp_path, caplog):
     created = datetime(2024, 1, 1, tzinfo=UTC)
-    path = constant_model(tmp_path, 0.9, created=created)
+    path = constant_model(tmp_path, (0.5, 0.5, 0.5), created=created)
     now = created + timedelta(days=45)
     warn_only = load_meta_model(path, PARAMS, max_age_days=30, block_when_stale=False)
     with caplog.at_level("WARNING", logger="trader.model"):

@@ -36,7 +36,8 @@ class Tripwire:
 
 
 def good_card(path: Path) -> dict:
-    return {"format": 1, "sha256": meta_model.sha256_file(path), "created": datetime.now(UTC).isoformat(),
+    return {"format": 2, "kind": "ensemble", "sha256": meta_model.sha256_file(path),
+            "created": datetime.now(UTC).isoformat(),
             "feature_names": list(FEATURE_NAMES), "feature_params": PARAMS.as_dict(),
             "versions": {"sklearn": sklearn.__version__},
             "training_window": {"start": "2021-01-04", "end": "2023-06-30"},
@@ -151,17 +152,44 @@ def test_the_card_records_every_walk_forward_fold_with_the_label_horizon_as_its_
     assert ends == sorted(ends)
 
 
-def test_the_card_records_the_calibration_gap_of_every_fold_and_of_the_final_model(trained_card):
+def test_each_fold_is_judged_with_a_threshold_chosen_on_earlier_folds_only(monkeypatch):
+    """A threshold tuned on the candidates it is then reported on would flatter the gate: the threshold of
+    fold k may only see the out-of-sample predictions of folds 1..k-1 (and the card's proposal all of them)."""
+    from datetime import date
+
+    import pandas as pd
+
+    from marketdata.builtin import generate, inverse_map
+    from models import train as train_module
+    from models.dataset import build_dataset
+    from models.exit_sim import ExitPolicy
+
+    s = Settings.defaults()
+    m = generate(s.all_symbols(), inverse_map(s.inverse_etfs), "2021-01-04", "2022-12-30", seed=4)
+    policy = ExitPolicy.from_settings(s, pd.Timedelta(hours=1))
+    ds = build_dataset(m.bars, tuple(s.universe), PARAMS, s.rsi_oversold, policy, date(2021, 1, 4),
+                       date(2022, 12, 30))
+    seen = []
+    real = train_module.choose_threshold
+    monkeypatch.setattr(train_module, "choose_threshold", lambda e, r: seen.append(len(r)) or real(e, r))
+    result = train_module.train(ds, GAP, {}, n_splits=4, progress=False)
+    judged = [f for f in result["folds"] if "skipped" not in f]
+    assert len(judged) >= 3
+    earlier = [sum(f["n_test"] for f in judged[:k]) for k in range(1, len(judged))]
+    assert seen[:-1] == earlier, "fold k's threshold saw exactly the folds before it"
+    assert seen[-1] == sum(f["n_test"] for f in judged) == result["report"]["ensemble"]["n"]
+    assert judged[0]["threshold"] == 0.0, "the first fold has no history: the default gate"
+
+
+def test_the_card_holds_the_proposed_gate_and_out_of_sample_figures_with_intervals(trained_card):
     card = trained_card
-    trained = [f for f in card["metrics"]["folds"] if "skipped" not in f]
-    assert trained, "at least one fold trained"
-    splits = [(f["calibration"], f["train_bars"]) for f in trained]
-    splits.append((card["validation"]["final_calibration"], None))
-    for cal, train_bars in splits:
-        (fit_start, fit_end), (cal_start, cal_end) = cal["fit_bars"], cal["calibration_bars"]
-        assert fit_start < fit_end < cal_start < cal_end
-        # the last candidate fitted on sits at fit_end - 1; its label looks GAP bars ahead
-        assert cal_start - fit_end >= GAP and cal["gap_bars"] == cal_start - fit_end >= GAP
-        assert cal["requested_gap_bars"] == GAP and cal["n_fit"] > 0 and cal["n_calibration"] > 0
-        if train_bars is not None:
-            assert train_bars[0] <= fit_start and cal_end <= train_bars[1], "calibration never sees the test fold"
+    assert card["format"] == 2 and card["kind"] == "ensemble" and card["members"] == ["lgbm", "linear", "forest"]
+    assert card["label"]["kind"] == "realised R" and card["label"]["policy"]["time_exit_hours"] == 24
+    gate = card["gate"]
+    assert "min_expected_r" in gate and gate["default"] == 0.0
+    if gate["min_expected_r"] is not None:
+        assert card["oos_expected_r"]["p10"] <= gate["min_expected_r"] <= card["oos_expected_r"]["max"]
+    for rep in (card["metrics"]["overall"], *card["metrics"]["members"].values()):
+        lo, hi = rep["auc_ci"]
+        assert lo <= rep["auc"] <= hi and rep["n"] == card["metrics"]["overall"]["n"] > 0
+        assert rep["n_passed"] + (rep["n"] - rep["n_passed"]) == rep["n"]

@@ -110,6 +110,9 @@ class Settings:
     model_horizon_bars: int
     max_model_age_days: float
     block_entries_on_stale_model: bool
+    min_expected_r: float | None
+    ensemble_agreement: float
+    max_uncertainty: float
     reports_dir: str
     bar_cache_dir: str
     bar_adjustment: str
@@ -257,6 +260,8 @@ def as_text(value: Any) -> str:
     """A setting's value as it would be written in .env (the inverse of its parser)."""
     if isinstance(value, Secret):
         return value.reveal()
+    if value is None:  # an optional setting left empty (MIN_EXPECTED_R)
+        return ""
     if isinstance(value, (tuple, list)):
         return ",".join(value)
     if isinstance(value, dict):

@@ -92,6 +92,10 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _opt_float(raw: str) -> float | None:
+    return None if not raw.strip() else _float(raw)
+
+
 def _secret(raw: str) -> Secret:
     return Secret(raw.strip())
 
@@ -152,7 +156,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("MIN_CASH_RESERVE", "min_cash_reserve", "1000", _float, "x >= 0 (USD)",
          "Cash (USD) never spent on entries or hedges.", lambda v: v >= 0),
     Spec("CONFIDENCE_THRESHOLD", "confidence_threshold", "0.6", _float, "0 <= x <= 1",
-         "Minimum confidence (meta-model probability or rule score) for a new entry.", _between(0, 1)),
+         "Minimum rule-based confidence score for a new entry (a meta-model gates on MIN_EXPECTED_R instead).",
+         _between(0, 1)),
     # --- signals
     Spec("RSI_PERIOD", "rsi_period", "14", _int, "2 <= x <= 200",
          "RSI length in bars.", _between(2, 200)),
@@ -295,6 +300,17 @@ SPECS: tuple[Spec, ...] = (
          "A model older than this logs a warning every day.", lambda v: v > 0, group="model"),
     Spec("BLOCK_ENTRIES_ON_STALE_MODEL", "block_entries_on_stale_model", "false", _bool, "true or false",
          "Also block new entries while the model is older than MAX_MODEL_AGE_DAYS.", group="model"),
+    Spec("MIN_EXPECTED_R", "min_expected_r", "", _opt_float, "empty or -5 <= x <= 5",
+         "Meta-model gate: enter when the ensemble's expected R (realised R of the exit policy, net of costs) is "
+         "at least this. Empty: the threshold training proposed in the model card (0 when it proposed none). The "
+         "rule-based score ignores it.", lambda v: v is None or -5 <= v <= 5, group="model"),
+    Spec("ENSEMBLE_AGREEMENT", "ensemble_agreement", "0.5", _float, "0 <= x <= 1",
+         "Meta-model gate: at least this share of the ensemble's members must predict R >= MIN_EXPECTED_R (0.5: "
+         "two of three; 1: all). All agreeing also sizes the entry up 1.5x, as a rule score above 0.85 does.",
+         _between(0, 1), group="model"),
+    Spec("MAX_UNCERTAINTY", "max_uncertainty", "0", _float, "x >= 0 (R)",
+         "Meta-model gate: skip a candidate whose members disagree by more than this (standard deviation of "
+         "their predicted R; 0: off).", lambda v: v >= 0, group="model"),
     Spec("PROFILE", "profile", "", _text, "empty, a name in profiles/ or a path to a .env-style file",
          "A settings profile (conservative, balanced, aggressive, paper, or a sweep's output): it moves the "
          "defaults; every variable set in .env or the environment still wins.", group="files"),

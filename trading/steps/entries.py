@@ -4,14 +4,16 @@ Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an op
 not being sold this iteration; none while bellwether breadth is at or above BEARISH_THRESHOLD (with
 BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on); then the entry filters
 (entry_filters.py: market volatility, trend, volatility band, liquidity, spread, correlation with the book).
-All candidates left are scored in one batched call; they are ranked by confidence (then by lower RSI) and
-each passing one gets a bracket sized by the per-entry limit and the cash left above MIN_CASH_RESERVE
-(each buy budgeted at Alpaca's market-buy price collar, so the last entry of an iteration still fits a
-cash account). A scorer that fails
-blocks entries for the iteration: the strategy never trades ungated.
+All candidates left are scored in one batched call and judged by the gates of the scorer (_judge: the rule
+score against CONFIDENCE_THRESHOLD, or the meta-model's expected R, agreement and uncertainty); they are
+ranked by score (then by lower RSI) and each passing one gets a bracket sized by the per-entry limit and the
+cash left above MIN_CASH_RESERVE (each buy budgeted at Alpaca's market-buy price collar, so the last entry of
+an iteration still fits a cash account). A scorer that fails blocks entries for the iteration: the strategy
+never trades ungated.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,27 +63,25 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         return decisions
     rows = snap.rows(candidates)
     try:
-        scores = np.asarray(scorer.score(rows), dtype=float)
-        if scores.shape != (len(candidates),):
-            raise ValueError(f"expected {len(candidates)} scores, got shape {scores.shape}")
+        judged = _judge(scorer, rows, s)
     except Exception as exc:  # noqa: BLE001 - any scorer failure must block entries, and say why
         decisions.append(Decision(step, None, "blocked", f"{len(candidates)} candidate(s) but the confidence "
                                   f"model ({scorer.name}) failed: {type(exc).__name__}: {exc}; no entries this "
                                   "iteration", level="warning"))
         return decisions
 
-    ranked = sorted(zip(candidates, scores.tolist(), strict=True), key=lambda cs: (-_finite(cs[1]), oversold[cs[0]]))
+    ranked = sorted(zip(candidates, judged, strict=True), key=lambda cj: (-_finite(cj[1].rank), oversold[cj[0]]))
     available = cash_available
-    for sym, conf in ranked:
+    for sym, j in ranked:
         r = oversold[sym]
-        data = {"rsi": r, "confidence": conf, "source": scorer.name}
-        if not math.isfinite(conf) or conf < s.confidence_threshold:
-            decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, confidence {conf:.2f} < "
-                                      f"{s.confidence_threshold:.2f} ({scorer.name})",
-                                      data={**data, "gate": "confidence"}))
+        data = {"rsi": r, **j.data, "source": scorer.name}
+        if j.gate:
+            decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, {j.why} ({scorer.name})",
+                                      data={**data, "gate": j.gate}))
             continue
+        conf = j.size_confidence
         price = snap.price(sym)
-        head = f"RSI {r:.1f}, confidence {conf:.2f} ({scorer.name}) but"
+        head = f"RSI {r:.1f}, {j.what} ({scorer.name}) but"
         if available < price * (1 + MARKET_BUY_COLLAR):
             why = (f"no cash to spend (${max(available, 0):,.2f} above the reserve)" if available <= 0 else
                    f"one share costs ${price:,.2f} but only ${available:,.2f} is available "
@@ -101,12 +101,55 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         available -= order.notional * (1 + MARKET_BUY_COLLAR)
         data.update(qty=order.qty, price=price, notional=order.notional, stop=float(order.stop_loss))
         decisions.append(Decision(step, sym, "enter",
-                                  f"RSI {r:.1f}, confidence {conf:.2f} >= {s.confidence_threshold:.2f} "
-                                  f"({scorer.name}): buy {order.qty} @ ~{order.reference_price} "
+                                  f"RSI {r:.1f}, {j.why} ({scorer.name}): buy {order.qty} @ ~{order.reference_price} "
                                   f"(${order.notional:,.0f}; {size.why}), stop {order.stop_loss}, "
                                   f"target {order.take_profit}",
                                   Intent(IntentKind.ENTER, sym, (order,)), data=data))
     return decisions
+
+
+@dataclass(frozen=True)
+class Judgement:
+    rank: float  # higher first
+    size_confidence: float  # what entry_size scales risk by
+    gate: str | None  # the gate that stops it, or None
+    why: str  # the reason, passed or not
+    what: str  # the scores, for later reasons
+    data: dict
+
+
+def _judge(scorer: ConfidenceModel, rows, s: Settings) -> list[Judgement]:
+    """One batched call; then each candidate against its gates: the rule score against CONFIDENCE_THRESHOLD, or
+    the meta-model's expected R, agreement and uncertainty against MIN_EXPECTED_R (the card's unless set),
+    ENSEMBLE_AGREEMENT and MAX_UNCERTAINTY."""
+    if not hasattr(scorer, "assess"):
+        scores = np.asarray(scorer.score(rows), dtype=float)
+        if scores.shape != (len(rows),):
+            raise ValueError(f"expected {len(rows)} scores, got shape {scores.shape}")
+        out = []
+        for c in scores.tolist():
+            ok = math.isfinite(c) and c >= s.confidence_threshold
+            why = f"confidence {c:.2f} {'>=' if ok else '<'} {s.confidence_threshold:.2f}"
+            out.append(Judgement(c, c, None if ok else "confidence", why, f"confidence {c:.2f}", {"confidence": c}))
+        return out
+    table = scorer.assess(rows)
+    if len(table) != len(rows):
+        raise ValueError(f"expected {len(rows)} assessments, got {len(table)}")
+    thr, out = scorer.min_expected_r, []
+    for er, ag, un in table[["expected_r", "agreement", "uncertainty"]].itertuples(index=False):
+        what = f"expected R {er:+.2f}, {ag:.0%} agree, spread {un:.2f}R"
+        data = {"expected_r": er, "agreement": ag, "uncertainty": un, "min_expected_r": thr}
+        if not math.isfinite(er) or er < thr:
+            gate, why = "expected_r", f"expected R {er:+.2f} < {thr:+.2f} (MIN_EXPECTED_R)"
+        elif ag < s.ensemble_agreement:
+            gate, why = "agreement", f"{ag:.0%} of the ensemble predict R >= {thr:+.2f} < ENSEMBLE_AGREEMENT " \
+                                     f"{s.ensemble_agreement:.0%}"
+        elif s.max_uncertainty > 0 and not un <= s.max_uncertainty:
+            gate, why = "uncertainty", f"{what}: spread > MAX_UNCERTAINTY {s.max_uncertainty:g}R"
+        else:
+            gate, why = None, f"expected R {er:+.2f} >= {thr:+.2f}, {ag:.0%} agree, spread {un:.2f}R"
+        out.append(Judgement(er, ag, gate, why, what, data))
+    return out
 
 
 def _blocked(snap: Snapshot, sym: str, exiting: set[str]) -> str | None:
