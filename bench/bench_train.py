@@ -41,7 +41,7 @@ def main() -> int:
         ds = build_dataset(m.bars, s.universe, params, s.rsi_oversold, policy, start, end)
         t2 = time.perf_counter()
         try:
-            train(ds, policy.horizon_bars, {"ensemble_agreement": s.ensemble_agreement}, n_splits=5, progress=False)
+            train(ds, policy, {"ensemble_agreement": s.ensemble_agreement}, n_splits=5, progress=False)
             status = ""
         except TrainingError as exc:
             status = f"  ({exc})"

@@ -51,28 +51,37 @@ class ExitPolicy:
                    s.time_exit_hours, hours, s.slippage_bps if s.backtest_costs else 0.0)
 
     def describe(self) -> str:
-        levels = (f"stop {self.atr_stop_mult:g} ATR, target {self.atr_target_mult:g} ATR" if self.stop_mode == "atr"
-                  else f"stop -{self.stop_pct:.1%}, target +{self.target_pct:.1%}")
+        levels = {"atr": f"stop {self.atr_stop_mult:g} ATR, target {self.atr_target_mult:g} ATR",
+                  "model": f"stop from the stop model, target {self.target_pct / self.stop_pct:g}x it"}.get(
+            self.stop_mode, f"stop -{self.stop_pct:.1%}, target +{self.target_pct:.1%}")
         return (f"realised R of the exit policy ({levels}; breakeven {self.breakeven_at_r:g}R, partial "
                 f"{self.partial_at_r:g}R, trail after {self.trail_after_r:g}R at {self.trail_atr_mult:g} ATR, "
                 f"time exit {self.time_exit_hours:g} h) within {self.horizon_bars} bars, net of {self.cost_bps:g} "
                 "bps a side")
 
 
-def realised_r(df: pd.DataFrame, atr: np.ndarray, positions: np.ndarray,
-               policy: ExitPolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def realised_r(df: pd.DataFrame, atr: np.ndarray, positions: np.ndarray, policy: ExitPolicy,
+               stop_pcts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(R, bars held, exit reason index into EXIT_REASONS) per candidate bar position; NaN R (and -1) where the
-    data ends before t+H or the levels cannot be set (no ATR in atr mode)."""
+    data ends before t+H or the levels cannot be set (no ATR in atr mode). `stop_pcts` (STOP_MODE=model): each
+    candidate's stop distance as a fraction, the target the policy's reward multiple of it."""
     o, h, lo, c = (df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
     n, p = len(df), policy
     rs, held, why = np.full(len(positions), np.nan), np.full(len(positions), -1), np.full(len(positions), -1)
     for k, t in enumerate(positions):
         if t + p.horizon_bars >= n:
             continue
-        if p.stop_mode == "atr":
+        if stop_pcts is not None:
+            if not np.isfinite(stop_pcts[k]) or not 0 < stop_pcts[k] < 1:
+                continue
+            stop = c[t] * (1 - stop_pcts[k])
+            target = c[t] * (1 + stop_pcts[k] * p.target_pct / p.stop_pct)
+        elif p.stop_mode == "atr":
             if not np.isfinite(atr[t]) or atr[t] <= 0:
                 continue
             stop, target = c[t] - p.atr_stop_mult * atr[t], c[t] + p.atr_target_mult * atr[t]
+        elif p.stop_mode == "model":  # levels come from the stop model: without them there is no label
+            continue
         else:
             stop, target = c[t] * (1 - p.stop_pct), c[t] * (1 + p.target_pct)
         entry, risk = o[t + 1], c[t] - stop  # R in the stop distance the bot sized the trade by
@@ -117,6 +126,21 @@ def _follow(o, h, lo, c, atr, t, entry, stop, target, risk, p: ExitPolicy) -> tu
             stop = max(moves)
             breakeven_done = breakeven_done or stop >= entry
     return _net(banked + left * (c[last] - entry), entry, risk, p), last - t, 3
+
+
+def adverse_excursion(df: pd.DataFrame, positions: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(MAE, winner) per candidate: how far below the entry (next bar's open, as a fraction) the price went within
+    `horizon` bars, and whether the trade closed those bars above its entry. The stop model learns how deep an
+    eventual winner dips; NaN where the data ends first."""
+    o, lo, c = (df[k].to_numpy(dtype=float) for k in ("open", "low", "close"))
+    mae, win = np.full(len(positions), np.nan), np.zeros(len(positions), dtype=bool)
+    for k, t in enumerate(positions):
+        if t + horizon >= len(df):
+            continue
+        entry = o[t + 1]
+        mae[k] = max(0.0, 1 - lo[t + 1:t + horizon + 1].min() / entry)
+        win[k] = c[t + horizon] > entry
+    return mae, win
 
 
 def _net(pnl_per_share: float, entry: float, risk: float, p: ExitPolicy) -> float:

@@ -99,19 +99,23 @@ class MetaModel:
         return None
 
     def assess(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """expected_r, agreement and uncertainty per row; NaN for a row without complete features (it never
-        passes the gate)."""
+        """expected_r, agreement and uncertainty per row (and stop_pct when the model has a stop model); NaN for a
+        row without complete features (it never passes the gate)."""
         missing = [f for f in FEATURE_NAMES if f not in rows.columns]
         if missing:
             raise ValueError(f"feature column(s) missing from the market rows: {', '.join(missing[:5])}")
         x = rows[list(FEATURE_NAMES)].astype(float)
         complete = np.isfinite(x.to_numpy()).all(axis=1)
-        out = pd.DataFrame(np.nan, index=rows.index, columns=["expected_r", "agreement", "uncertainty"])
+        stops = getattr(self.estimator, "stop_model_", None)
+        columns = ["expected_r", "agreement", "uncertainty"] + (["stop_pct"] if stops is not None else [])
+        out = pd.DataFrame(np.nan, index=rows.index, columns=columns)
         if complete.any():
             a = self.estimator.assess(x[complete], self.min_expected_r)
             out.loc[complete, "expected_r"] = a.expected_r
             out.loc[complete, "agreement"] = a.agreement
             out.loc[complete, "uncertainty"] = a.uncertainty
+            if stops is not None:  # STOP_MODE=model: the stop distance, bounded by the settings at use
+                out.loc[complete, "stop_pct"] = stops.predict(x[complete])
         return out
 
     def score(self, rows: pd.DataFrame) -> np.ndarray:
@@ -222,6 +226,11 @@ def load_confidence(settings):
 
     model = load_meta_model(settings.model_path, FeatureParams.from_settings(settings),
                             settings.max_model_age_days, settings.block_entries_on_stale_model, settings.min_expected_r)
+    if settings.stop_mode == "model" and getattr(getattr(model, "estimator", None), "stop_model_", None) is None:
+        raise ModelError(f"STOP_MODE=model takes each stop from the meta-model's stop model, but "
+                         f"{'there is no model at ' + settings.model_path if model is None else settings.model_path}"
+                         f"{'' if model is None else ' has none'}. Train one with: python -m models.train, or set "
+                         "STOP_MODE=fixed (or atr).")
     return model if model is not None else RuleConfidence(settings.rsi_oversold)
 
 

@@ -50,6 +50,17 @@ def render_report(card: dict) -> str:
         lines.append(f"{r['fold']:>4} {r['test']:<23} {r['n_test']:>5} {r['threshold']:>+9.3f} "
                      f"{_f(r['auc'], '.3f'):>6} {_f(r['pass_share'], '.0%'):>6} {_f(r['avg_r_passed'], '+.2f'):>6} "
                      f"{_f(r['avg_r_rejected'], '+.2f'):>6}")
+    st = card.get("stops") or {}
+    if st:
+        lines.append("")
+        lines.append(f"Stops on the same {st['candidates']} out-of-sample candidates (each fold's stop model fitted on "
+                     f"its training window; model stops within {st['bounds'][0]:.0%} .. {st['bounds'][1]:.0%}):")
+        lines.append(f"{'stop':<7} {'n':>5} {'avg stop':>8} {'stopped':>8} {'avg R':<24} {'avg return/trade':<26}")
+        for mode in ("fixed", "atr", "model"):
+            m_ = st[mode]
+            lines.append(f"{mode:<7} {m_['n']:>5} {_f(m_['avg_stop'], '.1%'):>8} {_f(m_['stopped'], '.0%'):>8} "
+                         f"{fmt_ci(m_['avg_r'], m_['avg_r_ci']):<24} "
+                         f"{fmt_ci(m_['avg_return'], m_['avg_return_ci'], '+.2%'):<26}")
     gate = card["gate"]
     if gate["min_expected_r"] is None:
         lines.append(f"No expected-R threshold beat taking every candidate out of sample: the card records none and "

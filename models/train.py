@@ -29,23 +29,26 @@ from models.exit_sim import ExitPolicy
 from models.features import DERIVED_FEATURES, FEATURE_NAMES, FeatureParams
 from models.meta_model import CARD_FORMAT, DEFAULT_MIN_EXPECTED_R
 from models.model_files import plot_validation, render_report, write_model
+from models.stop_comparison import StopComparison
 from models.validation import select, walk_forward
 
 TRAIN_DEFAULT_WINDOW = (date(2021, 1, 4), date(2023, 12, 29))
 MIN_TRAIN_CANDIDATES = 100
 
 
-def train(ds: Dataset, horizon: int, gates: dict, n_splits: int = 5, seed: int = 0, progress: bool = True) -> dict:
-    """Walk-forward validation, the proposed threshold and the final ensemble fitted on every candidate.
-    `gates`: ensemble_agreement and max_uncertainty, applied in the report as the bot applies them."""
+def train(ds: Dataset, policy: ExitPolicy, gates: dict, stop_bounds: tuple[float, float] = (0.02, 0.12),
+          n_splits: int = 5, seed: int = 0, progress: bool = True) -> dict:
+    """Walk-forward validation, the proposed threshold, the stops compared, and the final ensemble (with its stop
+    model) fitted on every candidate. `gates`: ensemble_agreement and max_uncertainty, applied in the report as
+    the bot applies them. With STOP_MODE=model each fold's labels use that fold's own stop model."""
     from tqdm import tqdm
 
     try:
-        folds = walk_forward(len(ds.timeline), n_splits, gap=horizon)
+        folds = walk_forward(len(ds.timeline), n_splits, gap=policy.horizon_bars)
     except ValueError as exc:
         raise TrainingError(f"{exc}; use a longer window (an earlier --start), fewer folds (--splits) or a shorter "
                             "label horizon (MODEL_HORIZON_BARS)") from None
-    rows, preds, index, thresholds = [], [], [], []
+    rows, preds, index, thresholds, rs, stops = [], [], [], [], [], StopComparison(ds, policy, stop_bounds)
     for fold in tqdm(folds, desc="walk-forward folds", disable=not progress, file=sys.stdout):
         tr, te = select(ds.bar_pos, fold.train_bars), select(ds.bar_pos, fold.test_bars)
         row = {"fold": fold.number, "train": _span(ds.timeline, fold.train_bars),
@@ -56,31 +59,46 @@ def train(ds: Dataset, horizon: int, gates: dict, n_splits: int = 5, seed: int =
             rows.append({**row, "skipped": f"{int(tr.sum())} training and {int(te.sum())} test candidates (need "
                                            f"{MIN_TRAIN_CANDIDATES} and 1)"})
             continue
+        stop_model = stops.fold(np.flatnonzero(tr), np.flatnonzero(te), seed)
+        if policy.stop_mode == "model":
+            if stop_model is None:
+                rows.append({**row, "skipped": "too few winning candidates to fit the stop model (STOP_MODE=model)"})
+                continue
+            r_tr = stops.labels(np.flatnonzero(tr), stop_model)
+            r_te = stops.labels(np.flatnonzero(te), stop_model)
+        else:
+            r_tr, r_te = ds.r[tr], ds.r[te]
         # the threshold this fold is judged with comes from earlier folds' out-of-sample predictions only
         earlier = np.concatenate(preds).mean(axis=1) if preds else np.array([])
-        chosen = choose_threshold(earlier, ds.r[np.concatenate(index)]) if preds else None
+        chosen = choose_threshold(earlier, np.concatenate(rs)) if preds else None
         threshold = DEFAULT_MIN_EXPECTED_R if chosen is None else chosen
-        p = Ensemble(MEMBERS, seed).fit(ds.X[tr], ds.r[tr]).predict_members(ds.X[te])
+        p = Ensemble(MEMBERS, seed).fit(ds.X[tr], r_tr).predict_members(ds.X[te])
         a = assess_predictions(p, threshold)
-        rows.append({**row, "threshold": threshold, "auc": _safe_auc(a.expected_r, ds.r[te]),
-                     "pass_share": float(_passes(a, threshold, gates).mean()),
-                     "avg_r_passed": _mean(ds.r[te][_passes(a, threshold, gates)]),
-                     "avg_r_rejected": _mean(ds.r[te][~_passes(a, threshold, gates)])})
+        passed = _passes(a, threshold, gates)
+        rows.append({**row, "threshold": threshold, "auc": _safe_auc(a.expected_r, r_te),
+                     "pass_share": float(passed.mean()), "avg_r_passed": _mean(r_te[passed]),
+                     "avg_r_rejected": _mean(r_te[~passed])})
         preds.append(p)
         index.append(np.flatnonzero(te))
+        rs.append(r_te)
         thresholds.append(np.full(int(te.sum()), threshold))
     if not preds:
         raise TrainingError("no walk-forward fold could be trained; use a longer window or more symbols")
-    p_all, i_all, thr_all = np.concatenate(preds), np.concatenate(index), np.concatenate(thresholds)
-    r, boot = ds.r[i_all], DayBootstrap(ds.times[i_all].normalize().asi8)
+    p_all, i_all, thr_all, r = np.concatenate(preds), np.concatenate(index), np.concatenate(thresholds), \
+        np.concatenate(rs)
+    boot = DayBootstrap(ds.times[i_all].normalize().asi8)
     ens = assess_predictions(p_all, 0.0)
     ens.agreement = (p_all >= thr_all[:, None]).mean(axis=1)
     report = {"ensemble": gate_report(ens.expected_r, r, _passes(ens, thr_all, gates), boot)}
     for k, name in enumerate(MEMBERS):
         report[name] = gate_report(p_all[:, k], r, p_all[:, k] >= thr_all, boot)
     proposed = choose_threshold(ens.expected_r, r)
-    final = Ensemble(MEMBERS, seed).fit(ds.X, ds.r)
-    return {"model": final, "folds": rows, "report": report, "proposed": proposed,
+    everyone = np.arange(len(ds.r))
+    final_stops = stops.fit(everyone, seed)
+    r_final = stops.labels(everyone, final_stops) if policy.stop_mode == "model" else ds.r
+    final = Ensemble(MEMBERS, seed).fit(ds.X, r_final)
+    final.stop_model_ = final_stops  # None when too few winners: STOP_MODE=model then refuses the model at start
+    return {"model": final, "folds": rows, "report": report, "proposed": proposed, "stops": stops.report(),
             "oos": {"expected_r": ens.expected_r, "r": r, "uncertainty": ens.uncertainty},
             "n_days": len(np.unique(ds.times[i_all].normalize()))}
 
@@ -142,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(ds.r)} candidates (RSI < {settings.rsi_oversold:g}) on {len(np.unique(ds.times.normalize()))} "
               f"days; average realised R {ds.r.mean():+.3f}, {ds.y.mean():.0%} made money; exits: {exits}.")
         gates = {"ensemble_agreement": settings.ensemble_agreement, "max_uncertainty": settings.max_uncertainty}
-        result = train(ds, policy.horizon_bars, gates, args.splits)
+        result = train(ds, policy, gates, (settings.stop_model_min_pct, settings.stop_model_max_pct), args.splits)
     except (SettingsError, DataError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -191,6 +209,7 @@ def make_card(settings, args, market, start, end, universe, policy: ExitPolicy, 
         "gate": {"min_expected_r": result["proposed"], "default": DEFAULT_MIN_EXPECTED_R,
                  "chosen_on": "all folds' out-of-sample predictions (the best average realised R among thresholds "
                               "passing at least 10% and 20 candidates)"},
+        "stops": result["stops"],
         "oos_expected_r": {q: float(np.quantile(oos, v)) for q, v in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9),
                                                                       ("max", 1.0))},
     }

@@ -101,3 +101,26 @@ def test_the_training_set_never_reads_a_bar_after_its_window():
     assert len(ds.r) > 100 and ds.times.max() < later
     np.testing.assert_array_equal(ds.r, again.r)
     pd.testing.assert_frame_equal(ds.X, again.X)
+
+
+def test_adverse_excursion_is_the_deepest_dip_below_the_entry_and_winner_the_close_above_it():
+    from models.exit_sim import adverse_excursion
+
+    idx = pd.date_range("2024-03-04 09:30", periods=5, freq="h", tz="America/New_York")
+    df = pd.DataFrame([FLAT, (100, 101, 96, 99), (99, 100, 93, 97), (97, 104, 97, 103), FLAT],
+                      columns=["open", "high", "low", "close"], index=idx)
+    mae, win = adverse_excursion(df, np.array([0, 1, 3]), horizon=3)
+    assert mae[0] == pytest.approx(0.07) and win[0], "dipped 7% below 100, closed bar 3 at 103"
+    assert mae[1] == pytest.approx(1 - 93 / 99) and win[1], "entry 99 at bar 2's open; bar 4 closes at 100"
+    assert np.isnan(mae[2]) and not win[2], "no horizon left"
+
+
+def test_model_stops_set_the_levels_within_their_bounds_with_the_fixed_reward_multiple():
+    path = [FLAT, (100, 101, 97.5, 100), (100, 110, 99, 109), FLAT, FLAT, FLAT, FLAT]
+    model = policy(stop_mode="model")
+    idx = pd.date_range("2024-03-04 09:30", periods=len(path), freq="h", tz="America/New_York")
+    df = pd.DataFrame(path, columns=["open", "high", "low", "close"], index=idx)
+    r, _, why = realised_r(df, np.full(len(df), 1.0), np.array([0, 0]), model, np.array([0.03, 0.02]))
+    assert EXIT_REASONS[why[0]] == "target" and r[0] == pytest.approx(3.0), "a 3% stop (97) holds; target 109"
+    assert EXIT_REASONS[why[1]] == "stop" and r[1] == pytest.approx(-1.0), "a 2% stop (98) is hit at 97.5"
+    assert np.isnan(realised_r(df, np.full(len(df), 1.0), np.array([0]), model)[0][0]), "no stops, no label"

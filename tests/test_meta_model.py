@@ -110,7 +110,7 @@ def trained(tmp_path_factory):
     policy = ExitPolicy.from_settings(S, HOUR)
     universe = tuple(s for s in S.universe if s in m.bars)
     ds = build_dataset(m.bars, universe, PARAMS, S.rsi_oversold, policy, date(2021, 1, 4), date(2023, 6, 30))
-    result = train(ds, policy.horizon_bars, {"ensemble_agreement": 0.5}, n_splits=3, progress=False)
+    result = train(ds, policy, {"ensemble_agreement": 0.5}, n_splits=3, progress=False)
     out = tmp_path_factory.mktemp("model")
     card = card_for(overall=result["report"]["ensemble"], folds=result["folds"])
     path = write_model(out, result["model"], card)
@@ -134,8 +134,9 @@ def test_train_save_load_score_round_trip(trained):
     assert card["sha256"] == meta_model.sha256_file(path)
     model = load_meta_model(path, PARAMS)
     table = model.assess(ds.X.iloc[:50])
-    assert list(table.columns) == ["expected_r", "agreement", "uncertainty"] and len(table) == 50
+    assert list(table.columns) == ["expected_r", "agreement", "uncertainty", "stop_pct"] and len(table) == 50
     assert np.isfinite(table.to_numpy()).all() and table["agreement"].isin([0, 1 / 3, 2 / 3, 1]).all()
+    assert (table["stop_pct"] > 0).all() and table["stop_pct"].nunique() > 1, "the stop model, per candidate"
     members = model.estimator.predict_members(ds.X.iloc[:50])
     assert members.shape == (50, len(MEMBERS)) and len({tuple(c) for c in members.T}) == len(MEMBERS)
     np.testing.assert_allclose(table["expected_r"], members.mean(axis=1))
@@ -217,11 +218,22 @@ class ConstantEnsemble:
         return assess_predictions(self.predict_members(X), threshold)
 
 
-def constant_model(tmp_path, members, created: datetime | None = None, **card):
+class ConstantStops:
+    def __init__(self, stop_pct):
+        self.stop_pct = stop_pct
+
+    def predict(self, X):
+        return np.full(len(X), self.stop_pct)
+
+
+def constant_model(tmp_path, members, created: datetime | None = None, stop_pct: float | None = None, **card):
     card = card_for(**card)
     if created:
         card["created"] = created.isoformat()
-    return write_model(tmp_path, ConstantEnsemble(members), card)
+    estimator = ConstantEnsemble(members)
+    if stop_pct is not None:
+        estimator.stop_model_ = ConstantStops(stop_pct)
+    return write_model(tmp_path, estimator, card)
 
 
 def entries(model, market, settings=S, stride=10):
@@ -293,3 +305,46 @@ def test_stale_model_warns_daily_and_blocks_when_configured(tmp_path, caplog):
     blocking = load_meta_model(path, PARAMS, max_age_days=30, block_when_stale=True)
     assert "45 days old" in blocking.gate(now)
     assert blocking.gate(created + timedelta(days=10)) is None
+
+
+@pytest.mark.parametrize("predicted, stop_pct", [(0.03, 0.03), (0.5, 0.12), (0.001, 0.02)])
+def test_model_stops_set_each_bracket_within_the_bounds(tmp_path, market, predicted, stop_pct):
+    settings = Settings.load(dotenv_path=tmp_path / "none.env", environ={"STOP_MODE": "model"})
+    model = load_meta_model(constant_model(tmp_path, (0.5, 0.5, 0.5), stop_pct=predicted), PARAMS)
+    model.estimator.calls = 0
+    enters = [d for d in entries(model, market, settings, stride=40) if d.action == "enter"]
+    assert enters
+    for d in enters:
+        order = d.intent.orders[0]
+        ref = float(order.reference_price)
+        assert float(order.stop_loss) == pytest.approx(ref * (1 - stop_pct), rel=2e-4)
+        assert float(order.take_profit) == pytest.approx(ref * (1 + 3 * stop_pct), rel=2e-4), "3:1 as fixed"
+
+
+def test_stop_mode_model_without_a_stop_model_refuses_to_start(tmp_path):
+    from models.meta_model import load_confidence
+
+    base = {"STOP_MODE": "model", "MODEL_PATH": str(tmp_path / "meta_model.joblib")}
+    with pytest.raises(ModelError, match=r"STOP_MODE=model.*no model at.*python -m models.train.*STOP_MODE=fixed"):
+        load_confidence(Settings.load(dotenv_path=tmp_path / "none.env", environ=base))
+    constant_model(tmp_path, (0.5, 0.5, 0.5))
+    with pytest.raises(ModelError, match="has none"):
+        load_confidence(Settings.load(dotenv_path=tmp_path / "none.env", environ=base))
+    constant_model(tmp_path, (0.5, 0.5, 0.5), stop_pct=0.04)
+    assert load_confidence(Settings.load(dotenv_path=tmp_path / "none.env", environ=base)).name.startswith("model:")
+
+
+def test_training_compares_the_stops_and_can_label_with_its_own_stop_model(trained):
+    from dataclasses import replace
+
+    _, ds, _ = trained
+    policy = ExitPolicy.from_settings(S, HOUR)
+    fixed = train(ds, policy, {}, n_splits=3, progress=False)
+    stops = fixed["stops"]
+    assert stops["candidates"] == fixed["report"]["ensemble"]["n"]
+    assert stops["fixed"]["avg_stop"] == pytest.approx(S.stop_loss_pct)
+    assert 0.02 <= stops["model"]["avg_stop"] <= 0.12 and stops["model"]["avg_stop"] != stops["fixed"]["avg_stop"]
+    assert fixed["model"].stop_model_ is not None
+    modelled = train(ds, replace(policy, stop_mode="model"), {}, n_splits=3, progress=False)
+    assert modelled["report"]["ensemble"]["avg_r_all"] == pytest.approx(stops["model"]["avg_r"])
+    assert modelled["report"]["ensemble"]["avg_r_all"] != pytest.approx(fixed["report"]["ensemble"]["avg_r_all"])

@@ -155,6 +155,7 @@ def test_the_card_records_every_walk_forward_fold_with_the_label_horizon_as_its_
 def test_each_fold_is_judged_with_a_threshold_chosen_on_earlier_folds_only(monkeypatch):
     """A threshold tuned on the candidates it is then reported on would flatter the gate: the threshold of
     fold k may only see the out-of-sample predictions of folds 1..k-1 (and the card's proposal all of them)."""
+    from dataclasses import replace
     from datetime import date
 
     import pandas as pd
@@ -172,7 +173,7 @@ def test_each_fold_is_judged_with_a_threshold_chosen_on_earlier_folds_only(monke
     seen = []
     real = train_module.choose_threshold
     monkeypatch.setattr(train_module, "choose_threshold", lambda e, r: seen.append(len(r)) or real(e, r))
-    result = train_module.train(ds, GAP, {}, n_splits=4, progress=False)
+    result = train_module.train(ds, replace(policy, horizon_bars=GAP), {}, n_splits=4, progress=False)
     judged = [f for f in result["folds"] if "skipped" not in f]
     assert len(judged) >= 3
     earlier = [sum(f["n_test"] for f in judged[:k]) for k in range(1, len(judged))]

@@ -89,6 +89,8 @@ class Settings:
     flatten_on_halt: bool
     risk_per_trade_pct: float
     stop_mode: str
+    stop_model_min_pct: float
+    stop_model_max_pct: float
     atr_stop_mult: float
     atr_target_mult: float
     kelly_fraction: float
@@ -295,6 +297,9 @@ def _cross_field_errors(v: dict[str, Any]) -> list[str]:
     if v["atr_pct_min"] >= v["atr_pct_max"]:
         errs.append(f"ATR_PCT_MIN={v['atr_pct_min']} must be below ATR_PCT_MAX={v['atr_pct_max']} (no stock could "
                     "pass the volatility band).")
+    if v["stop_model_min_pct"] >= v["stop_model_max_pct"]:
+        errs.append(f"STOP_MODEL_MIN_PCT={v['stop_model_min_pct']} must be below "
+                    f"STOP_MODEL_MAX_PCT={v['stop_model_max_pct']}.")
     if v["atr_target_mult"] <= v["atr_stop_mult"]:
         errs.append(f"ATR_TARGET_MULT={v['atr_target_mult']} must be above ATR_STOP_MULT={v['atr_stop_mult']}.")
     inverse = set(v["inverse_etfs"].values())

@@ -32,13 +32,21 @@ def confidence_factor(confidence: float, threshold: float) -> float:
     return 1.0
 
 
-def bracket_levels(price: float, s, atr: float | None) -> tuple[Decimal, Decimal] | None:
-    """(stop, target) for a new entry: fixed percentages, or ATR multiples in atr mode (None without ATR)."""
+def bracket_levels(price: float, s, atr: float | None,
+                   stop_pct: float | None = None) -> tuple[Decimal, Decimal] | None:
+    """(stop, target) for a new entry: fixed percentages, ATR multiples in atr mode (None without ATR), or the
+    stop model's distance within its bounds in model mode (None without one), the target the fixed bracket's
+    reward multiple of it."""
     if s.stop_mode == "atr":
         if atr is None or not math.isfinite(atr) or atr <= 0:
             return None
         return (to_tick(price - s.atr_stop_mult * atr, ROUND_FLOOR), to_tick(price + s.atr_target_mult * atr,
                                                                               ROUND_CEILING))
+    if s.stop_mode == "model":
+        if stop_pct is None or not math.isfinite(stop_pct):
+            return None
+        d = min(max(stop_pct, s.stop_model_min_pct), s.stop_model_max_pct)
+        return protective_levels(price, d, d * s.take_profit_pct / s.stop_loss_pct)
     return protective_levels(price, s.stop_loss_pct, s.take_profit_pct)
 
 

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from trading.confidence import ConfidenceModel
 from trading.intents import Decision, Intent, IntentKind, Step
@@ -88,9 +89,11 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                    "(brackets need whole shares)")
             decisions.append(Decision(step, sym, "skip", f"{head} {why}", data={**data, "gate": "cash"}))
             continue
-        levels = bracket_levels(price, s, snap.atr(sym))
+        levels = bracket_levels(price, s, snap.atr(sym), j.data.get("stop_pct"))
         if levels is None:
-            decisions.append(Decision(step, sym, "skip", f"{head} no ATR yet (STOP_MODE=atr)", data=data))
+            why = ("no stop from the stop model (STOP_MODE=model needs a meta-model trained with one)"
+                   if s.stop_mode == "model" else "no ATR yet (STOP_MODE=atr)")
+            decisions.append(Decision(step, sym, "skip", f"{head} {why}", data={**data, "gate": "stop"}))
             continue
         size = entry_size(s, snap.portfolio_value, price, float(levels[0]), conf, available / (1 + MARKET_BUY_COLLAR),
                           kelly_cap_usd)
@@ -136,9 +139,11 @@ def _judge(scorer: ConfidenceModel, rows, s: Settings) -> list[Judgement]:
     if len(table) != len(rows):
         raise ValueError(f"expected {len(rows)} assessments, got {len(table)}")
     thr, out = scorer.min_expected_r, []
-    for er, ag, un in table[["expected_r", "agreement", "uncertainty"]].itertuples(index=False):
+    stops = table["stop_pct"] if "stop_pct" in table else pd.Series(np.nan, index=table.index)
+    for (er, ag, un), stop in zip(table[["expected_r", "agreement", "uncertainty"]].itertuples(index=False),
+                                  stops.tolist(), strict=True):
         what = f"expected R {er:+.2f}, {ag:.0%} agree, spread {un:.2f}R"
-        data = {"expected_r": er, "agreement": ag, "uncertainty": un, "min_expected_r": thr}
+        data = {"expected_r": er, "agreement": ag, "uncertainty": un, "min_expected_r": thr, "stop_pct": stop}
         if not math.isfinite(er) or er < thr:
             gate, why = "expected_r", f"expected R {er:+.2f} < {thr:+.2f} (MIN_EXPECTED_R)"
         elif ag < s.ensemble_agreement:
