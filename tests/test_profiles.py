@@ -20,6 +20,8 @@ def test_the_shipped_profiles_load_and_point_the_way_their_names_say():
     assert conservative.confidence_threshold > balanced.confidence_threshold > aggressive.confidence_threshold
     assert conservative.max_gross_exposure_pct < balanced.max_gross_exposure_pct < aggressive.max_gross_exposure_pct
     assert conservative.daily_loss_limit_pct < balanced.daily_loss_limit_pct < aggressive.daily_loss_limit_pct
+    assert conservative.ensemble_agreement > balanced.ensemble_agreement > aggressive.ensemble_agreement
+    assert 0 < conservative.max_uncertainty and balanced.max_uncertainty == aggressive.max_uncertainty == 0  # 0: off
     assert not conservative.enable_leveraged_hedge
 
 
