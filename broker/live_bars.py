@@ -47,7 +47,7 @@ class LiveBars:
         """Completed bars per symbol as of `now`, at most `history_bars` each."""
         now = pd.Timestamp(now)
         today = now.tz_convert(NY).date()
-        new_day, self.day = self.day != today, today
+        new_day = self.day != today
         self.frames = {s: self.frames[s] for s in symbols if s in self.frames}
         # a symbol that had no bars is asked for its whole window again once a day, not every hour
         new = [s for s in symbols if s not in self.frames or (new_day and not len(self.frames[s]))]
@@ -64,6 +64,7 @@ class LiveBars:
             self._merge(fresh)
         if new:
             self._merge(self._fetch(new, now - self.window, now))
+        self.day = today  # only now: a fetch that failed leaves the day's check for re-adjustments to the next try
         out = {}
         for sym in symbols:
             df = self.frames.get(sym)

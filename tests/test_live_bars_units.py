@@ -100,6 +100,28 @@ def test_a_symbol_readjusted_overnight_is_fetched_whole_again_alone(factor):
     assert gw.requests[-1][0] == ("AAPL", "MSFT") and len(gw.requests) == 4, "later that day: the last bar only"
 
 
+def test_a_failed_fetch_on_a_new_day_leaves_the_check_for_readjustments_to_the_next_try():
+    gw = Gateway(bars_for(["AAPL", "MSFT"], sessions=40))
+    lb = LiveBars(gw, HOUR, history_bars=60)
+    lb.update(["AAPL", "MSFT"], pd.Timestamp("2024-03-04 15:31", tz=NY))
+    held = lb.frames["AAPL"].index
+    real = gw.bars
+
+    def down(*args):
+        raise ConnectionError("data API down")
+
+    gw.bars = down
+    with pytest.raises(ConnectionError):
+        lb.update(["AAPL", "MSFT"], pd.Timestamp("2024-03-05 09:45", tz=NY))
+    gw.bars = real
+    gw.frames["AAPL"] = gw.frames["AAPL"].assign(close=gw.frames["AAPL"]["close"] * 0.5)  # re-adjusted meanwhile
+    out = lb.update(["AAPL", "MSFT"], pd.Timestamp("2024-03-05 10:45", tz=NY))
+    assert gw.requests[-2][1] == held[-OVERLAP], "the retry still re-reads the last bars held"
+    assert gw.requests[-1][0] == ("AAPL",), "and finds AAPL rewritten"
+    pd.testing.assert_series_equal(out["AAPL"]["close"], gw.frames["AAPL"]["close"].loc[out["AAPL"].index],
+                                   check_freq=False)
+
+
 def test_a_new_day_drops_symbols_no_longer_asked_for_and_retries_one_without_data():
     gw = Gateway(bars_for(["AAPL", "MSFT"]))
     lb = LiveBars(gw, HOUR, history_bars=10)
