@@ -193,6 +193,10 @@ def check_card(card: dict, path: Path, params: FeatureParams) -> list[str]:
         detail = f"the model expects {', '.join(gone) or 'the same names'}; the code now computes " \
                  f"{', '.join(new) or 'them in another order'}"
         problems.append(f"feature list does not match the running code ({detail})")
+    proposed = _of(card, "gate", dict).get("min_expected_r")
+    if proposed is not None and (isinstance(proposed, bool) or not isinstance(proposed, int | float)
+                                 or not math.isfinite(proposed)):
+        problems.append(f"the card's gate.min_expected_r {proposed!r} is not a number")
     trained = str(_of(card, "versions", dict).get("sklearn", "?"))
     if trained.split(".")[0] != sklearn.__version__.split(".")[0]:
         problems.append(f"trained with scikit-learn {trained}, running {sklearn.__version__} (major versions differ)")

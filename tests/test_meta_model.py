@@ -348,3 +348,25 @@ def test_training_compares_the_stops_and_can_label_with_its_own_stop_model(train
     modelled = train(ds, replace(policy, stop_mode="model"), {}, n_splits=3, progress=False)
     assert modelled["report"]["ensemble"]["avg_r_all"] == pytest.approx(stops["model"]["avg_r"])
     assert modelled["report"]["ensemble"]["avg_r_all"] != pytest.approx(fixed["report"]["ensemble"]["avg_r_all"])
+
+
+def test_a_model_answer_with_a_missing_agreement_or_spread_never_passes(market):
+    class Partial:
+        name, min_expected_r = "model:meta_model.joblib", 0.0
+
+        def __init__(self, agreement, spread):
+            self.agreement, self.spread, self.calls, self.estimator = agreement, spread, 0, self
+
+        def gate(self, now):
+            return None
+
+        def assess(self, rows):
+            self.calls += 1
+            return pd.DataFrame({"expected_r": 0.5, "agreement": self.agreement, "uncertainty": self.spread},
+                                index=rows.index)
+
+    capped = S.with_changes({"MAX_UNCERTAINTY": "1"})
+    for agreement, spread, gate in ((np.nan, 0.1, "agreement"), (1.0, np.nan, "uncertainty"), (1.0, 0.1, None)):
+        found = [d for d in entries(Partial(agreement, spread), market, capped, stride=40)
+                 if d.action in ("enter", "skip")]
+        assert found and {d.data.get("gate") for d in found} - {"cash"} == {gate}

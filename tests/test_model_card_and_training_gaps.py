@@ -101,6 +101,8 @@ def test_a_card_missing_a_required_field_is_refused_before_anything_is_unpickled
     (lambda c: {**c, "versions": "1.6"}, "versions"),
     (lambda c: {**c, "feature_params": ["rsi_period", 14]}, "features were computed with"),
     (lambda c: [c], "not a model card"),
+    (lambda c: {**c, "gate": {"min_expected_r": "0.2"}}, "gate.min_expected_r '0.2' is not a number"),
+    (lambda c: {**c, "format": 1}, "format 1 is not 2"),
 ])
 def test_a_card_that_does_not_vouch_for_the_file_is_refused_before_anything_is_unpickled(tripwire, edit, message):
     path, marker, calls = tripwire

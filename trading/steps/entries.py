@@ -146,7 +146,7 @@ def _judge(scorer: ConfidenceModel, rows, s: Settings) -> list[Judgement]:
         data = {"expected_r": er, "agreement": ag, "uncertainty": un, "min_expected_r": thr, "stop_pct": stop}
         if not math.isfinite(er) or er < thr:
             gate, why = "expected_r", f"expected R {er:+.2f} < {thr:+.2f} (MIN_EXPECTED_R)"
-        elif ag < s.ensemble_agreement:
+        elif not ag >= s.ensemble_agreement:  # NaN never passes
             gate, why = "agreement", f"{ag:.0%} of the ensemble predict R >= {thr:+.2f} < ENSEMBLE_AGREEMENT " \
                                      f"{s.ensemble_agreement:.0%}"
         elif s.max_uncertainty > 0 and not un <= s.max_uncertainty:
