@@ -146,29 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(dotenv_path=args.env_file,
                                  overrides={"PROFILE": args.profile} if args.profile else None)
-        params = FeatureParams.from_settings(settings)
         config = BacktestConfig(data=args.data, start=args.start, end=args.end, timeframe=args.timeframe,
                                 refresh=args.refresh, seed=DEFAULT_SEED if args.seed is None else args.seed)
-        t0 = time.perf_counter()
         market, start, end = load_market(config, settings, default_window=TRAIN_DEFAULT_WINDOW)
-        policy = ExitPolicy.from_settings(settings, market.bar_period)
-        universe = tuple(s for s in settings.universe if s in market.bars)
-        print(f"Training the meta-model on {market.source}, {start} .. {end}, {len(universe)} universe symbols "
-              f"({market.timestep} bars). Label: {policy.describe()}.")
-        ds = build_dataset(market.bars, universe, params, settings.rsi_oversold, policy, start, end)
-        exits = ", ".join(f"{n} {k}" for k, n in ds.exits().items())
-        print(f"{len(ds.r)} candidates (RSI < {settings.rsi_oversold:g}) on {len(np.unique(ds.times.normalize()))} "
-              f"days; average realised R {ds.r.mean():+.3f}, {ds.y.mean():.0%} made money; exits: {exits}.")
-        gates = {"ensemble_agreement": settings.ensemble_agreement, "max_uncertainty": settings.max_uncertainty}
-        result = train(ds, policy, gates, (settings.stop_model_min_pct, settings.stop_model_max_pct), args.splits)
+        out = args.out or Path(settings.model_path).parent
+        path, card = fit_model(settings, market, start, end, out, args.splits)
     except (SettingsError, DataError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    card = make_card(settings, args, market, start, end, universe, policy, params, ds, result, gates)
-    card["train_seconds"] = time.perf_counter() - t0
-    out = args.out or Path(settings.model_path).parent
-    path = write_model(out, result["model"], card)
-    plot_validation(out / "validation.png", result["oos"], result["proposed"])
     print()
     print(render_report(card))
     print(f"\nWrote {path}, {path.with_suffix('.json').name} and validation.png in {out} "
@@ -176,7 +161,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def make_card(settings, args, market, start, end, universe, policy: ExitPolicy, params: FeatureParams,
+def fit_model(settings, market, start: date, end: date, out: Path, splits: int = 5, progress: bool = True,
+              say=print) -> tuple[Path, dict]:
+    """Build the candidates of `market` in [start, end], validate walk-forward, fit the final ensemble and write
+    it with its card and plot into `out`. The research tools call this for each walk-forward fold."""
+    t0 = time.perf_counter()
+    params = FeatureParams.from_settings(settings)
+    policy = ExitPolicy.from_settings(settings, market.bar_period)
+    universe = tuple(s for s in settings.universe if s in market.bars)
+    say(f"Training the meta-model on {market.source}, {start} .. {end}, {len(universe)} universe symbols "
+        f"({market.timestep} bars). Label: {policy.describe()}.")
+    ds = build_dataset(market.bars, universe, params, settings.rsi_oversold, policy, start, end)
+    exits = ", ".join(f"{n} {k}" for k, n in ds.exits().items())
+    say(f"{len(ds.r)} candidates (RSI < {settings.rsi_oversold:g}) on {len(np.unique(ds.times.normalize()))} "
+        f"days; average realised R {ds.r.mean():+.3f}, {ds.y.mean():.0%} made money; exits: {exits}.")
+    gates = {"ensemble_agreement": settings.ensemble_agreement, "max_uncertainty": settings.max_uncertainty}
+    result = train(ds, policy, gates, (settings.stop_model_min_pct, settings.stop_model_max_pct), splits,
+                   progress=progress)
+    card = make_card(settings, splits, market, start, end, universe, policy, params, ds, result, gates)
+    card["train_seconds"] = time.perf_counter() - t0
+    path = write_model(out, result["model"], card)
+    plot_validation(out / "validation.png", result["oos"], result["proposed"])
+    return path, card
+
+
+def make_card(settings, splits: int, market, start, end, universe, policy: ExitPolicy, params: FeatureParams,
               ds: Dataset, result: dict, gates: dict) -> dict:
     import lightgbm
     import pandas_ta_classic
@@ -204,7 +213,7 @@ def make_card(settings, args, market, start, end, universe, policy: ExitPolicy, 
                     "members": {m: result["report"][m] for m in MEMBERS}, "days": result["n_days"]},
         "validation": {"method": "walk-forward, expanding window (TimeSeriesSplit), never shuffled; intervals "
                                  "from a bootstrap over days; each fold's threshold chosen on earlier folds",
-                       "n_splits": args.splits, "gap_bars": policy.horizon_bars, "gates": gates},
+                       "n_splits": splits, "gap_bars": policy.horizon_bars, "gates": gates},
         # the bot gates on this unless MIN_EXPECTED_R is set; None: no threshold beat taking every candidate
         "gate": {"min_expected_r": result["proposed"], "default": DEFAULT_MIN_EXPECTED_R,
                  "chosen_on": "all folds' out-of-sample predictions (the best average realised R among thresholds "
