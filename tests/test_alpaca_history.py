@@ -5,6 +5,7 @@ CSV loader."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import date
 
 import numpy as np
@@ -141,7 +142,11 @@ def test_a_day_not_over_in_new_york_is_never_recorded_as_covered(srv, gateway, t
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_a_corrupt_or_truncated_file_is_fetched_again_never_used(srv, gateway, tmp_path, damage, caplog):
+def test_a_corrupt_or_truncated_file_is_fetched_again_never_used(srv, gateway, tmp_path, damage, caplog,
+                                                               monkeypatch):
+    # an earlier test of the same run may have set up the tools' logging, which stops "trader" propagating
+    monkeypatch.setattr(logging.getLogger("trader"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="trader.data")
     good = load_history(gateway, _request(), BarCache(tmp_path), progress=False)
     path = tmp_path / CacheKey("AAA", "hour", "iex", "all").name
     data = bytearray(path.read_bytes())
