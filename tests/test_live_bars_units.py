@@ -216,3 +216,32 @@ def test_a_fetch_with_only_out_of_session_bars_keeps_what_was_held():
     gw.frames = {"AAPL": evening}
     again = lb.update(["AAPL"], pd.Timestamp("2024-03-05 17:31", tz=NY))
     pd.testing.assert_frame_equal(again["AAPL"], first["AAPL"], check_freq=False, check_names=False)
+
+
+def _frame(closes, start="2024-03-04 09:30"):
+    idx = pd.date_range(start, periods=len(closes), freq="h", tz=NY)
+    c = np.asarray(closes, dtype=float)
+    return pd.DataFrame({"open": c, "high": c, "low": c, "close": c, "volume": 1.0}, index=idx)
+
+
+@pytest.mark.parametrize("held, fresh, rewritten", [
+    ([1, 2, 3], "same object", False),  # the feed had nothing new: what is held is kept
+    ([1, 2, 3], [1, 2, 3.5, 4], False),  # only the last bar held changed: it was still forming
+    ([1, 2, 3], [1, 2.1, 3, 4], True),  # a completed bar was corrected
+    ([1, 2, 3], [1.1, 2, 3, 4], True),
+    ([100, 100, 100], [100 * (1 - 2e-6), 100, 100, 101], True),  # a re-adjustment of a few millionths
+    ([1], [5, 6], False),  # one bar held (the forming one): nothing to compare
+    ([1, 2], "later bars only", True),  # two held, none of them in the answer: cannot be checked, so refetch
+    ([], [1, 2], False),
+])
+def test_a_history_counts_as_rewritten_when_a_completed_bar_held_changed(held, fresh, rewritten):
+    from broker.live_bars import _rewritten
+
+    h = _frame(held)
+    if fresh == "same object":
+        f = h
+    elif fresh == "later bars only":
+        f = _frame([3, 4], start="2024-03-04 11:30")
+    else:
+        f = _frame(fresh)
+    assert _rewritten(h, f) is rewritten
