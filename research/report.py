@@ -24,9 +24,11 @@ def write_report(result: dict, market, settings, space, args, wall_seconds: floa
         else pd.Series(dtype=float)
     imp.rename("importance").to_csv(out / "importances.csv", index_label="parameter")
     oos = result["oos"]
-    spy = _spy(market, oos)
+    spy = spy_curve(market, oos)
     if len(oos):
-        _plot(oos, spy, out / "oos_equity.png", args)
+        plot_curves({"strategy, out of sample (stitched)": oos, "SPY buy & hold": spy}, out / "oos_equity.png",
+                    f"Walk-forward out-of-sample equity ({args.objective}, {args.train_days}d train / "
+                    f"{args.test_days}d test)")
         pd.DataFrame({"strategy_oos": oos, "spy_buy_hold": spy if len(spy) else None}).to_csv(
             out / "oos_equity.csv", index_label="date")
     (out / "summary.txt").write_text(summary_text(result, trials, folds, imp, oos, spy, market, args, wall_seconds))
@@ -39,22 +41,23 @@ def write_report(result: dict, market, settings, space, args, wall_seconds: floa
     return out
 
 
-def _spy(market, oos: pd.Series) -> pd.Series:
+def spy_curve(market, oos: pd.Series) -> pd.Series:
+    """SPY bought and held over the dates of `oos`, starting from its first value (empty without SPY data)."""
     if not len(oos) or "SPY" not in market.bars:
         return pd.Series(dtype=float)
     idx = pd.DatetimeIndex(oos.index).tz_localize(market.bars["SPY"].index.tz) + pd.Timedelta(hours=16)
     return buy_and_hold(market.prices_at("SPY", idx), float(oos.iloc[0])).set_axis(oos.index)
 
 
-def _pct(x) -> str:
+def fmt_pct(x) -> str:
     return "-" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.1%}"
 
 
-def _share(x) -> str:
+def fmt_share(x) -> str:
     return "-" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.1%}"
 
 
-def _num(x) -> str:
+def fmt_num(x) -> str:
     return "-" if x is None or not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.2f}"
 
 
@@ -74,15 +77,16 @@ def summary_text(result, trials, folds, imp, oos, spy, market, args, wall) -> st
         lines += ["The strategy's figure is the stitched out-of-sample result (each test window traded with the "
                   "settings chosen on the window before it):", "",
                   f"{'':<26}{'out of sample':>16}{'SPY buy & hold':>16}",
-                  f"{'total return':<26}{_pct(m['total_return']):>16}{_pct(b.get('total_return')):>16}",
-                  f"{'max drawdown':<26}{_pct(m['max_drawdown']):>16}{_pct(b.get('max_drawdown')):>16}",
-                  f"{'return / max drawdown':<26}{_num(ret_dd):>16}{_num(spy_dd):>16}",
-                  f"{'Sharpe (daily, rf 0)':<26}{_num(m['sharpe']):>16}{_num(b.get('sharpe')):>16}",
+                  f"{'total return':<26}{fmt_pct(m['total_return']):>16}{fmt_pct(b.get('total_return')):>16}",
+                  f"{'max drawdown':<26}{fmt_pct(m['max_drawdown']):>16}{fmt_pct(b.get('max_drawdown')):>16}",
+                  f"{'return / max drawdown':<26}{fmt_num(ret_dd):>16}{fmt_num(spy_dd):>16}",
+                  f"{'Sharpe (daily, rf 0)':<26}{fmt_num(m['sharpe']):>16}{fmt_num(b.get('sharpe')):>16}",
                   f"{'trades':<26}{int(pd.to_numeric(folds.get('oos_trades'), errors='coerce').sum()):>16}{1:>16}",
                   f"{'time in market':<26}"
-                  f"{_share(float(pd.to_numeric(folds.get('oos_exposure'), errors='coerce').mean())):>16}{'100%':>16}",
-                  "", f"Objective ({args.objective}), mean over folds: in sample {_num(is_mean)} (the best of each "
-                  f"fold's trials), out of sample {_num(oos_mean)}."]
+                  f"{fmt_share(float(pd.to_numeric(folds.get('oos_exposure'), errors='coerce').mean())):>16}"
+                  f"{'100%':>16}",
+                  "", f"Objective ({args.objective}), mean over folds: in sample {fmt_num(is_mean)} (the best of "
+                  f"each fold's trials), out of sample {fmt_num(oos_mean)}."]
     lines += ["", "Folds:"]
     cols = [c for c in ("fold", "train", "test", "is_objective", "oos_objective", "oos_return", "oos_max_drawdown",
                         "oos_trades", "deflated_sharpe", "pbo", "note") if c in folds]
@@ -100,20 +104,23 @@ def summary_text(result, trials, folds, imp, oos, spy, market, args, wall) -> st
     return "\n".join(lines) + "\n"
 
 
-def _plot(oos: pd.Series, spy: pd.Series, path: Path, args) -> None:
+def plot_curves(curves: dict[str, pd.Series], path: Path, title: str) -> None:
+    """Equity curves by label on one chart (a label starting with SPY is drawn grey: the benchmark)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    ax.plot(oos.index, oos.values, label="strategy, out of sample (stitched)", color="tab:blue")
-    if len(spy):
-        ax.plot(spy.index, spy.values, label="SPY buy & hold", color="tab:gray", alpha=0.8)
-    ax.set_title(f"Walk-forward out-of-sample equity ({args.objective}, {args.train_days}d train / "
-                 f"{args.test_days}d test)")
+    fig, ax = plt.subplots(figsize=(9, 4.2) if len(curves) <= 2 else (10, 5.5))
+    if len(curves) > 10:  # the default cycle has 10 colours; past that two curves would share one
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+    for label, curve in curves.items():
+        if len(curve):
+            spy = label.startswith("SPY")
+            ax.plot(curve.index, curve.values, label=label, color="tab:gray" if spy else None, alpha=0.8 if spy else 1)
+    ax.set_title(title)
     ax.set_ylabel("USD")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize="small" if len(curves) > 2 else None)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()

@@ -48,8 +48,12 @@ def as_env(params: dict) -> dict[str, str]:
     return {k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in params.items()}
 
 
-def optimise(runner, fold: Fold, space: tuple[Param, ...], args, progress: bool) -> tuple[object, list[dict]]:
-    """One fold's search on its training window; (the Optuna study, the trial rows)."""
+def optimise(runner, fold: Fold, space: tuple[Param, ...], args, progress: bool, fixed: dict[str, str] | None = None,
+             tag: tuple = (), bar=None) -> tuple[object, list[dict]]:
+    """One fold's search on its training window; (the Optuna study, the trial rows). `fixed`: settings every trial
+    carries besides the sampled ones (research.additions switches an addition on with them); `tag` prefixes each
+    job's key so a caller's runner can tell whose trial it ran; `bar`: a progress bar to advance instead of one
+    of its own."""
     import optuna
     from optuna.trial import TrialState
     from tqdm import tqdm
@@ -64,12 +68,16 @@ def optimise(runner, fold: Fold, space: tuple[Param, ...], args, progress: bool)
         for _ in range(args.trials):
             trial = study.ask()
             asked[trial.number] = trial
-            yield trial.number, as_env({p.name: p.suggest(trial) for p in space}), fold.train_start, fold.train_end
+            sampled = as_env({p.name: p.suggest(trial) for p in space})
+            yield (*tag, trial.number), {**(fixed or {}), **sampled}, fold.train_start, fold.train_end
 
     rows = []
-    bar = tqdm(total=args.trials, desc=f"fold {fold.number} ({fold.train_start}..{fold.train_end})", unit="trial",
-               disable=not progress)
-    for number, result in runner.run(jobs()):
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=args.trials, desc=f"fold {fold.number} ({fold.train_start}..{fold.train_end})",
+                   unit="trial", disable=not progress)
+    for key, result in runner.run(jobs()):
+        number = key[-1]
         trial = asked[number]
         value = score(result, args.objective, args.min_trades)
         if value is None:  # failed, not pruned: TPE would count pruned trials among its "good" ones
@@ -79,7 +87,8 @@ def optimise(runner, fold: Fold, space: tuple[Param, ...], args, progress: bool)
         rows.append({"fold": fold.number, "trial": number, **trial.params, "objective": value,
                      **{k: v for k, v in result.items() if k != "equity"}, "_equity": result.get("equity")})
         bar.update()
-    bar.close()
+    if own_bar:
+        bar.close()
     return study, rows
 
 

@@ -49,6 +49,7 @@ def _backtest(market, settings, start: date, end: date, budget: float) -> dict:
     try:
         config = BacktestConfig(start=start, end=end, budget=budget, book="cash", out_root=tmp, progress=False)
         run = execute(prepare(config, settings, market=market), out_dir=tmp / "run")
+        _stop_threads(run.strategy)
         eq = equity_frame(run)["strategy"]
         daily = eq.groupby(eq.index.date).last()
         daily.index = pd.to_datetime(daily.index)
@@ -57,11 +58,25 @@ def _backtest(market, settings, start: date, end: date, budget: float) -> dict:
         trades = run.strategy.ledger.trades_frame()
         samples = run.strategy.ledger.samples_frame()
         exposure = float((samples["positions"] > 0).mean()) if len(samples) else math.nan  # time in the market
+        # how much of the equity was at work on average (hedges count: they are held positions too)
+        invested = float(((samples["long_value"] + samples["inverse_value"]) / samples["portfolio_value"]).mean()) \
+            if len(samples) else math.nan
         costs = run.costs.tally
-        return {**equity_metrics(eq), "trades": len(trades), "exposure": exposure, "fees": costs.fees,
-                "slippage": costs.slippage, "equity": daily}
+        return {**equity_metrics(eq), "trades": len(trades), "exposure": exposure, "invested": invested,
+                "fees": costs.fees, "slippage": costs.slippage, "equity": daily}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop_threads(strategy) -> None:
+    """End the threads Lumibot leaves running after a backtest: the broker's event stream and the data source's
+    thread pool. Each holds the whole run (Lumibot's copies of the bars, the indicator book, the journal), so
+    without this a process running trial after trial grows by ~125 MB a daily year of 79 symbols (a Ray worker
+    passed 10 GB in a 400-trial run and was killed)."""
+    broker = getattr(strategy, "broker", None)
+    if broker is not None:
+        broker.cleanup_streams()
+        broker.data_source.shutdown()
 
 
 class SerialRunner:

@@ -152,3 +152,23 @@ def test_ray_runs_the_same_trial_as_this_process_from_one_shared_copy_of_the_bar
         assert remote[k]["trades"] == serial[k]["trades"] > 0
         assert remote[k]["total_return"] == pytest.approx(serial[k]["total_return"], abs=1e-12)
     assert serial["a"]["total_return"] != serial["b"]["total_return"]  # the override reached the trial
+
+
+def test_a_trial_leaves_no_thread_behind():
+    """Lumibot's broker stream and data thread pool outlive a backtest and hold the whole run: a Ray worker running
+    trial after trial grew past 10 GB before the trial runner ended them."""
+    import threading
+    import time
+
+    from backtest.runner import BacktestConfig, load_market
+    from research.trials import run_trial
+
+    market, *_ = load_market(BacktestConfig(start=date(2024, 1, 2), end=date(2024, 1, 31), progress=False),
+                             Settings.defaults())
+    before = threading.active_count()
+    for _ in range(3):
+        assert "error" not in run_trial(market, {}, {}, date(2024, 1, 2), date(2024, 1, 31))
+    deadline = time.monotonic() + 2  # a stopped stream notices within its 0.1 s queue poll
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
