@@ -91,3 +91,9 @@ def test_untrusted_model_file_stops_the_backtest(tmp_path):
     r = run_cli("--backtest", cwd=tmp_path, env={"MODEL_PATH": str(tmp_path / "m.joblib")})
     assert r.returncode == 2 and "is not loaded" in r.stderr and "the file changed since training" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "reports").exists()
+
+
+def test_model_stops_without_a_model_stop_the_backtest_saying_what_to_do(tmp_path):
+    r = run_cli("--backtest", cwd=tmp_path, env={"STOP_MODE": "model", "MODEL_PATH": str(tmp_path / "m.joblib")})
+    assert r.returncode == 2 and "STOP_MODE=model" in r.stderr and "python -m models.train" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "reports").exists()
