@@ -124,3 +124,10 @@ def test_model_stops_set_the_levels_within_their_bounds_with_the_fixed_reward_mu
     assert EXIT_REASONS[why[0]] == "target" and r[0] == pytest.approx(3.0), "a 3% stop (97) holds; target 109"
     assert EXIT_REASONS[why[1]] == "stop" and r[1] == pytest.approx(-1.0), "a 2% stop (98) is hit at 97.5"
     assert np.isnan(realised_r(df, np.full(len(df), 1.0), np.array([0]), model)[0][0]), "no stops, no label"
+
+
+def test_a_stop_never_moves_down_when_the_trail_is_below_the_breakeven_stop():
+    path = [FLAT, (100, 111, 100, 111), (111, 111, 104, 105), (105, 106, 99, 100), FLAT, FLAT, FLAT]
+    r, held, reason = run(path, policy(breakeven_at_r=1.0, trail_after_r=2.0, trail_atr_mult=2.0), atr=10.0)
+    # bar 1 moves the stop to breakeven (100.10); the trail (111 - 20 = 91) is lower and must not replace it
+    assert (held, reason) == (3, "stop") and r == pytest.approx(0.1 / 5)
