@@ -23,7 +23,6 @@ class TrainingError(ValueError):
 class Dataset:
     X: pd.DataFrame
     r: np.ndarray  # realised R, net of costs
-    held: np.ndarray  # bars from entry to exit
     reason: np.ndarray  # index into EXIT_REASONS
     times: pd.DatetimeIndex
     symbols: np.ndarray
@@ -99,12 +98,12 @@ def build_dataset(bars: dict[str, pd.DataFrame], universe: tuple[str, ...], para
         atr = atr.to_numpy(dtype=float) if atr is not None else np.full(len(df), np.nan)
         complete = f.notna().all(axis=1).to_numpy()
         pos = np.flatnonzero((f["rsi"].to_numpy() < oversold) & complete & (f.index >= lo))
-        r, held, reason = realised_r(df, atr, pos, base)
+        r, _, reason = realised_r(df, atr, pos, base)
         mae, winner = adverse_excursion(df, pos, policy.horizon_bars)
         keep = np.isfinite(r) & np.isfinite(mae)
         if keep.any():
             sources[sym] = (df, atr)
-            parts.append(pd.DataFrame({"symbol": sym, "r": r[keep], "held": held[keep], "reason": reason[keep],
+            parts.append(pd.DataFrame({"symbol": sym, "r": r[keep], "reason": reason[keep],
                                        "pos": pos[keep], "mae": mae[keep], "winner": winner[keep]},
                                       index=f.index[pos[keep]]).join(f.iloc[pos[keep]]))
     if not parts:
@@ -113,7 +112,7 @@ def build_dataset(bars: dict[str, pd.DataFrame], universe: tuple[str, ...], para
     data = pd.concat(parts).rename_axis("time").reset_index().sort_values(["time", "symbol"], kind="stable")
     times = pd.DatetimeIndex(data["time"])
     return Dataset(X=data[list(FEATURE_NAMES)].reset_index(drop=True), r=data["r"].to_numpy(dtype=float),
-                   held=data["held"].to_numpy(), reason=data["reason"].to_numpy(), times=times,
+                   reason=data["reason"].to_numpy(), times=times,
                    symbols=data["symbol"].to_numpy(), bar_pos=timeline.get_indexer(times), timeline=timeline,
                    pos=data["pos"].to_numpy(), mae=data["mae"].to_numpy(dtype=float),
                    winner=data["winner"].to_numpy(dtype=bool), sources=sources)

@@ -59,10 +59,6 @@ class Assessment:
     uncertainty: np.ndarray
     members: np.ndarray  # (candidates, members)
 
-    def frame(self, index=None) -> pd.DataFrame:
-        return pd.DataFrame({"expected_r": self.expected_r, "agreement": self.agreement,
-                             "uncertainty": self.uncertainty}, index=index)
-
 
 class Ensemble:
     """Fitted members predicting realised R; picklable with joblib (the card vouches for the file)."""
@@ -70,6 +66,7 @@ class Ensemble:
     def __init__(self, names: tuple[str, ...] = MEMBERS, seed: int = 0):
         self.names, self.seed = tuple(names), seed
         self.members_: list = []
+        self.stop_model_ = None  # STOP_MODE=model: set by training (models/stop_model.py)
 
     def fit(self, X: pd.DataFrame, r: np.ndarray) -> Ensemble:
         target = np.clip(np.asarray(r, dtype=float), R_CLIP_LOW, R_CLIP_HIGH)
@@ -83,6 +80,22 @@ class Ensemble:
         return assess_predictions(self.predict_members(X), threshold)
 
 
-def assess_predictions(preds: np.ndarray, threshold: float) -> Assessment:
+def assess_predictions(preds: np.ndarray, threshold) -> Assessment:
+    """`threshold`: one number, or one per candidate (each walk-forward fold is judged with its own)."""
     preds = np.atleast_2d(np.asarray(preds, dtype=float))
-    return Assessment(preds.mean(axis=1), (preds >= threshold).mean(axis=1), preds.std(axis=1), preds)
+    thr = np.asarray(threshold, dtype=float)
+    agree = (preds >= (thr[:, None] if thr.ndim else thr)).mean(axis=1)
+    return Assessment(preds.mean(axis=1), agree, preds.std(axis=1), preds)
+
+
+def failed_gates(expected_r, agreement, uncertainty, threshold, min_agreement: float,
+                 max_uncertainty: float) -> np.ndarray:
+    """The gate each candidate fails first ("expected_r", "agreement", "uncertainty"), or "" when it passes: the
+    one rule the bot's entry step and the training report both apply. NaN never passes; max_uncertainty 0 is
+    off."""
+    er, ag, un = (np.asarray(x, dtype=float) for x in (expected_r, agreement, uncertainty))
+    with np.errstate(invalid="ignore"):
+        low = ~(er >= threshold)
+        split = ~(ag >= min_agreement)
+        wide = ~(un <= max_uncertainty) if max_uncertainty > 0 else np.zeros(er.shape, dtype=bool)
+    return np.select([low, split, wide], ["expected_r", "agreement", "uncertainty"], "")

@@ -42,7 +42,10 @@ def auc(score: np.ndarray, y: np.ndarray) -> float:
 
 
 def mean(r: np.ndarray) -> float:
-    return float(np.mean(r)) if len(r) else math.nan
+    """The mean of the finite values (a candidate without a label counts for nothing); NaN when none."""
+    r = np.asarray(r, dtype=float)
+    r = r[np.isfinite(r)]
+    return float(r.mean()) if len(r) else math.nan
 
 
 def choose_threshold(expected: np.ndarray, r: np.ndarray) -> float | None:

@@ -17,7 +17,7 @@ import numpy as np
 from models.dataset import Dataset
 from models.evaluation import DayBootstrap, mean
 from models.exit_sim import ExitPolicy
-from models.stop_model import MIN_WINNERS, StopModel, bounded
+from models.stop_model import MIN_WINNERS, StopModel
 
 MODES = ("fixed", "atr", "model")
 
@@ -36,7 +36,7 @@ class StopComparison:
         return StopModel(seed=seed).fit(self.ds.X.iloc[won], self.ds.mae[won])
 
     def distances(self, rows: np.ndarray, model: StopModel) -> np.ndarray:
-        return bounded(model.predict(self.ds.X.iloc[rows]), *self.bounds)
+        return np.clip(model.predict(self.ds.X.iloc[rows]), *self.bounds)
 
     def labels(self, rows: np.ndarray, model: StopModel) -> np.ndarray:
         """Realised R of `rows` with the model's stops (STOP_MODE=model labels)."""
@@ -65,13 +65,9 @@ class StopComparison:
             r, why, dist = (np.concatenate(parts) for parts in zip(*self.results[mode], strict=True))
             ok = np.isfinite(r)
             ret = np.where(ok, r * dist, np.nan)
-            out[mode] = {"n": int(ok.sum()), "avg_r": mean(r[ok]), "avg_r_ci": boot.interval(_nanmean, r),
-                         "avg_return": mean(ret[ok]), "avg_return_ci": boot.interval(_nanmean, ret),
+            out[mode] = {"n": int(ok.sum()), "avg_r": mean(r), "avg_r_ci": boot.interval(mean, r),
+                         "avg_return": mean(ret), "avg_return_ci": boot.interval(mean, ret),
                          "stopped": float((why[ok] == 0).mean()) if ok.any() else float("nan"),
                          "avg_stop": mean(dist[ok])}
         return out
 
-
-def _nanmean(x: np.ndarray) -> float:
-    x = x[np.isfinite(x)]
-    return float(x.mean()) if len(x) else float("nan")

@@ -35,6 +35,3 @@ class StopModel:
         """The predicted stop distance, as a fraction of the price (unbounded: the caller applies its bounds)."""
         return np.clip(self.est_.predict(X), 0.0, None)
 
-
-def bounded(stop_pcts: np.ndarray, low: float, high: float) -> np.ndarray:
-    return np.clip(stop_pcts, low, high)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import Dataset, TrainingError, build_dataset
-from models.ensemble import MEMBERS, Ensemble, assess_predictions
-from models.evaluation import DayBootstrap, choose_threshold, gate_report
+from models.ensemble import MEMBERS, Ensemble, assess_predictions, failed_gates
+from models.evaluation import DayBootstrap, auc, choose_threshold, gate_report, mean
 from models.exit_sim import ExitPolicy
 from models.features import DERIVED_FEATURES, FEATURE_NAMES, FeatureParams
 from models.meta_model import CARD_FORMAT, DEFAULT_MIN_EXPECTED_R
@@ -59,13 +59,13 @@ def train(ds: Dataset, policy: ExitPolicy, gates: dict, stop_bounds: tuple[float
             rows.append({**row, "skipped": f"{int(tr.sum())} training and {int(te.sum())} test candidates (need "
                                            f"{MIN_TRAIN_CANDIDATES} and 1)"})
             continue
-        stop_model = stops.fold(np.flatnonzero(tr), np.flatnonzero(te), seed)
+        tr_rows, te_rows = np.flatnonzero(tr), np.flatnonzero(te)
+        stop_model = stops.fold(tr_rows, te_rows, seed)
         if policy.stop_mode == "model":
             if stop_model is None:
                 rows.append({**row, "skipped": "too few winning candidates to fit the stop model (STOP_MODE=model)"})
                 continue
-            r_tr = stops.labels(np.flatnonzero(tr), stop_model)
-            r_te = stops.labels(np.flatnonzero(te), stop_model)
+            r_tr, r_te = stops.labels(tr_rows, stop_model), stops.labels(te_rows, stop_model)
         else:
             r_tr, r_te = ds.r[tr], ds.r[te]
         # the threshold this fold is judged with comes from earlier folds' out-of-sample predictions only
@@ -75,11 +75,11 @@ def train(ds: Dataset, policy: ExitPolicy, gates: dict, stop_bounds: tuple[float
         p = Ensemble(MEMBERS, seed).fit(ds.X[tr], r_tr).predict_members(ds.X[te])
         a = assess_predictions(p, threshold)
         passed = _passes(a, threshold, gates)
-        rows.append({**row, "threshold": threshold, "auc": _safe_auc(a.expected_r, r_te),
-                     "pass_share": float(passed.mean()), "avg_r_passed": _mean(r_te[passed]),
-                     "avg_r_rejected": _mean(r_te[~passed])})
+        rows.append({**row, "threshold": threshold, "auc": auc(a.expected_r, (r_te > 0).astype(float)),
+                     "pass_share": float(passed.mean()), "avg_r_passed": mean(r_te[passed]),
+                     "avg_r_rejected": mean(r_te[~passed])})
         preds.append(p)
-        index.append(np.flatnonzero(te))
+        index.append(te_rows)
         rs.append(r_te)
         thresholds.append(np.full(int(te.sum()), threshold))
     if not preds:
@@ -87,8 +87,7 @@ def train(ds: Dataset, policy: ExitPolicy, gates: dict, stop_bounds: tuple[float
     p_all, i_all, thr_all, r = np.concatenate(preds), np.concatenate(index), np.concatenate(thresholds), \
         np.concatenate(rs)
     boot = DayBootstrap(ds.times[i_all].normalize().asi8)
-    ens = assess_predictions(p_all, 0.0)
-    ens.agreement = (p_all >= thr_all[:, None]).mean(axis=1)
+    ens = assess_predictions(p_all, thr_all)
     report = {"ensemble": gate_report(ens.expected_r, r, _passes(ens, thr_all, gates), boot)}
     for k, name in enumerate(MEMBERS):
         report[name] = gate_report(p_all[:, k], r, p_all[:, k] >= thr_all, boot)
@@ -104,20 +103,8 @@ def train(ds: Dataset, policy: ExitPolicy, gates: dict, stop_bounds: tuple[float
 
 
 def _passes(a, threshold, gates: dict) -> np.ndarray:
-    ok = (a.expected_r >= threshold) & (a.agreement >= gates.get("ensemble_agreement", 0.0))
-    if gates.get("max_uncertainty", 0.0) > 0:
-        ok &= a.uncertainty <= gates["max_uncertainty"]
-    return ok
-
-
-def _mean(x: np.ndarray) -> float:
-    return float(x.mean()) if len(x) else float("nan")
-
-
-def _safe_auc(score: np.ndarray, r: np.ndarray) -> float:
-    from models.evaluation import auc
-
-    return auc(score, (r > 0).astype(float))
+    return failed_gates(a.expected_r, a.agreement, a.uncertainty, threshold, gates.get("ensemble_agreement", 0.0),
+                        gates.get("max_uncertainty", 0.0)) == ""
 
 
 def _span(timeline: pd.DatetimeIndex, span: tuple[int, int]) -> str:

@@ -370,3 +370,20 @@ def test_a_model_answer_with_a_missing_agreement_or_spread_never_passes(market):
         found = [d for d in entries(Partial(agreement, spread), market, capped, stride=40)
                  if d.action in ("enter", "skip")]
         assert found and {d.data.get("gate") for d in found} - {"cash"} == {gate}
+
+
+@pytest.mark.parametrize("er, ag, un, agree, spread, gate", [
+    (0.2, 1.0, 0.0, 0.5, 0.0, ""),  # exactly at MIN_EXPECTED_R (0.2): passes
+    (0.1999, 1.0, 0.0, 0.5, 0.0, "expected_r"),
+    (0.3, 0.5, 0.0, 0.5, 0.0, ""),  # exactly the agreement asked for
+    (0.3, 1 / 3, 0.0, 0.5, 0.0, "agreement"),
+    (0.3, 1.0, 0.4, 0.5, 0.4, ""),  # exactly the spread allowed
+    (0.3, 1.0, 0.41, 0.5, 0.4, "uncertainty"),
+    (0.3, 1.0, 9.0, 0.5, 0.0, ""),  # MAX_UNCERTAINTY 0: off
+    (np.nan, 1.0, 0.0, 0.5, 0.0, "expected_r"),
+    (0.1, 0.0, 9.0, 0.5, 0.4, "expected_r"),  # the first gate failed is the one named
+])
+def test_the_ensemble_gate_rule_at_its_boundaries(er, ag, un, agree, spread, gate):
+    from models.ensemble import failed_gates
+
+    assert failed_gates([er], [ag], [un], 0.2, agree, spread).tolist() == [gate]

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from models.ensemble import failed_gates
 from trading.confidence import ConfidenceModel
 from trading.intents import Decision, Intent, IntentKind, Step
 from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket
@@ -89,7 +89,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                    "(brackets need whole shares)")
             decisions.append(Decision(step, sym, "skip", f"{head} {why}", data={**data, "gate": "cash"}))
             continue
-        levels = bracket_levels(price, s, snap.atr(sym), j.data.get("stop_pct"))
+        levels = bracket_levels(price, s, snap.atr(sym), j.stop_pct)
         if levels is None:
             why = ("no stop from the stop model (STOP_MODE=model needs a meta-model trained with one)"
                    if s.stop_mode == "model" else "no ATR yet (STOP_MODE=atr)")
@@ -119,6 +119,7 @@ class Judgement:
     why: str  # the reason, passed or not
     what: str  # the scores, for later reasons
     data: dict
+    stop_pct: float | None = None  # STOP_MODE=model: the stop model's distance for this candidate
 
 
 def _judge(scorer: ConfidenceModel, rows, s: Settings) -> list[Judgement]:
@@ -138,22 +139,20 @@ def _judge(scorer: ConfidenceModel, rows, s: Settings) -> list[Judgement]:
     table = scorer.assess(rows)
     if len(table) != len(rows):
         raise ValueError(f"expected {len(rows)} assessments, got {len(table)}")
-    thr, out = scorer.min_expected_r, []
-    stops = table["stop_pct"] if "stop_pct" in table else pd.Series(np.nan, index=table.index)
-    for (er, ag, un), stop in zip(table[["expected_r", "agreement", "uncertainty"]].itertuples(index=False),
-                                  stops.tolist(), strict=True):
-        what = f"expected R {er:+.2f}, {ag:.0%} agree, spread {un:.2f}R"
-        data = {"expected_r": er, "agreement": ag, "uncertainty": un, "min_expected_r": thr, "stop_pct": stop}
-        if not math.isfinite(er) or er < thr:
-            gate, why = "expected_r", f"expected R {er:+.2f} < {thr:+.2f} (MIN_EXPECTED_R)"
-        elif not ag >= s.ensemble_agreement:  # NaN never passes
-            gate, why = "agreement", f"{ag:.0%} of the ensemble predict R >= {thr:+.2f} < ENSEMBLE_AGREEMENT " \
-                                     f"{s.ensemble_agreement:.0%}"
-        elif s.max_uncertainty > 0 and not un <= s.max_uncertainty:
-            gate, why = "uncertainty", f"{what}: spread > MAX_UNCERTAINTY {s.max_uncertainty:g}R"
-        else:
-            gate, why = None, f"expected R {er:+.2f} >= {thr:+.2f}, {ag:.0%} agree, spread {un:.2f}R"
-        out.append(Judgement(er, ag, gate, why, what, data))
+    thr = scorer.min_expected_r
+    er, ag, un = (table[c].to_numpy(dtype=float) for c in ("expected_r", "agreement", "uncertainty"))
+    gates = failed_gates(er, ag, un, thr, s.ensemble_agreement, s.max_uncertainty)
+    stops = table["stop_pct"].tolist() if "stop_pct" in table else [None] * len(table)
+    out = []
+    for e, a, u, gate, stop in zip(er.tolist(), ag.tolist(), un.tolist(), gates.tolist(), stops, strict=True):
+        what = f"expected R {e:+.2f}, {a:.0%} agree, spread {u:.2f}R"
+        why = {"expected_r": f"expected R {e:+.2f} < {thr:+.2f} (MIN_EXPECTED_R)",
+               "agreement": f"{a:.0%} of the ensemble predict R >= {thr:+.2f} < ENSEMBLE_AGREEMENT "
+                            f"{s.ensemble_agreement:.0%}",
+               "uncertainty": f"{what}: spread > MAX_UNCERTAINTY {s.max_uncertainty:g}R",
+               "": f"expected R {e:+.2f} >= {thr:+.2f}, {a:.0%} agree, spread {u:.2f}R"}[gate]
+        data = {"expected_r": e, "agreement": a, "uncertainty": u, "min_expected_r": thr, "stop_pct": stop}
+        out.append(Judgement(e, a, gate or None, why, what, data, stop))
     return out
 
 
