@@ -225,8 +225,10 @@ def test_sockets_stay_flat_over_200_iterations_with_streams_on(tmp_path):
                 time.sleep(0.3)
                 counts[i] = sockets()
         print(f"\nbot sockets to the fake (REST, websockets) at iterations 20 and 200: {counts[20]} and {counts[199]}")
-        assert counts[199] == counts[20] and counts[20][1] == 2  # flat; one trade-updates and one price stream
-        assert counts[20][0] <= 3  # trading and data sessions; a third when a stream check reads while Lumibot syncs
+        assert counts[199][1] == counts[20][1] == 2  # flat: one trade-updates and one price stream
+        # REST: the trading and data sessions, and a third once a stream check has read while Lumibot synced (it
+        # may open after iteration 20, as it did in one CI run: (2, 2) then (3, 2)); never more, however long it runs
+        assert counts[20][0] <= 3 and counts[199][0] <= 3
         assert srv.stream_connects() == {"trading": 1, "data": 1}  # never reconnected
     finally:
         srv.stop()
