@@ -55,6 +55,15 @@ def wait_for(check, timeout: float = 20.0, what: str = ""):
         time.sleep(0.2)
 
 
+def position_rows(driver) -> dict[str, str]:
+    """Symbol -> row class, read in one script call: the table re-renders on every pushed update, so element
+    handles taken earlier can go stale between two reads (seen in CI)."""
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#positions tbody tr[data-symbol]')]"
+        ".map(r => [r.dataset.symbol, r.className])")
+    return {symbol: cls or "" for symbol, cls in rows}
+
+
 def test_dashboard_shows_positions_and_state_and_halts_the_bot(day_bars, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -72,11 +81,9 @@ def test_dashboard_shows_positions_and_state_and_halts_the_bot(day_bars, tmp_pat
         driver.find_element(By.ID, "login").click()
         wait_for(lambda: driver.find_element(By.ID, "risk-mode").text == "ACTIVE", what="the risk state")
         assert driver.find_element(By.ID, "mode").text == "PAPER"
-        rows = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#positions tbody tr[data-symbol]"),
-                        what="position rows")
-        shown = {r.get_attribute("data-symbol"): r for r in rows}
+        shown = wait_for(lambda: position_rows(driver), what="position rows")
         assert set(shown) == set(srv.positions())  # every position the broker holds, JPM's entry included
-        assert all("unprotected" not in (r.get_attribute("class") or "") for r in shown.values())
+        assert all("unprotected" not in cls for cls in shown.values())
         assert "$" in driver.find_element(By.ID, "equity").text
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#equity-chart .main-svg"), what="the equity chart")
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#hedge-gauge .main-svg"), what="the hedge gauge")
@@ -128,12 +135,10 @@ def test_dashboard_browses_a_backtest_journal(journal_copy, backtest_journal, tm
         wait_for(lambda: driver.find_element(By.ID, "token"), what="the login form again").send_keys(TOKEN)
         driver.find_element(By.ID, "login").click()
         wait_for(lambda: driver.find_element(By.ID, "mode").text == "BACKTEST", what="the backtest badge")
-        rows = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#positions tbody tr[data-symbol]"),
-                        what="position rows")
-        assert [r.get_attribute("data-symbol") for r in rows] == [p["symbol"] for p in final["positions"]]
+        shown = wait_for(lambda: position_rows(driver), what="position rows")
+        assert list(shown) == [p["symbol"] for p in final["positions"]]
         unprotected = {p["symbol"] for p in final["positions"] if not p["protected"]}
-        red = {r.get_attribute("data-symbol") for r in rows if "unprotected" in r.get_attribute("class")}
-        assert red == unprotected
+        assert {symbol for symbol, cls in shown.items() if "unprotected" in cls} == unprotected
         traces = wait_for(lambda: driver.execute_script(
             "const g = document.getElementById('equity-chart'); return g.data && g.data.map(t => t.y.length)"),
             what="the equity chart's data")
