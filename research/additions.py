@@ -66,15 +66,19 @@ ADDITIONS: tuple[Addition, ...] = (
              (Param("ATR_PCT_MIN", 0.0, 0.015), Param("ATR_PCT_MAX", 0.025, 0.08))),  # disjoint: MIN < MAX
     Addition("min_dollar_volume", {"MIN_DOLLAR_VOLUME": "2e8"}, (Param("MIN_DOLLAR_VOLUME", 5e7, 2e9, "log"),)),
     Addition("correlation_cap", {"CORRELATION_MAX": "0.7"}, (Param("CORRELATION_MAX", 0.2, 0.9),)),
-    # hold longer: no time exit at all (winners run to stop or target), or a later one (6.5 hours a daily bar)
-    Addition("no_time_exit", {"TIME_EXIT_HOURS": "0"}),
-    Addition("hold_longer", {"TIME_EXIT_HOURS": "65"}, (Param("TIME_EXIT_HOURS", 30, 200, "int"),)),
+    # the time exit, off by default since this table showed it cutting winners: the old 24 hours (on daily bars
+    # the next session), or a later one (6.5 hours a daily bar)
+    Addition("time_exit_24h", {"TIME_EXIT_HOURS": "24"}, note="the default before this table"),
+    Addition("time_exit_tuned", {"TIME_EXIT_HOURS": "65"}, (Param("TIME_EXIT_HOURS", 30, 200, "int"),)),
+    # let winners run further: a farther take-profit (the trailing stop after +2R still protects them)
+    Addition("wider_target", {"TAKE_PROFIT_PCT": "0.25"}, (Param("TAKE_PROFIT_PCT", 0.10, 0.40),)),
     Addition("wider_universe", {"UNIVERSE": ALL_STOCKS}, note="every stock in the data: more survivorship bias"),
     Addition("atr_sizing", {"STOP_MODE": "atr"},
              (Param("ATR_STOP_MULT", 1.0, 4.0), Param("ATR_TARGET_MULT", 4.5, 12.0)),  # disjoint: STOP < TARGET
              note="shares = risk / ATR stop: per-trade volatility sizing, not a portfolio volatility target"),
-    Addition("hedge_off", {"MAX_INVERSE_ALLOCATION": "0"},
-             note="an ablation: the default breadth hedge removed; no setting sizes the hedge to the long book"),
+    Addition("hedge_off", {"MAX_INVERSE_ALLOCATION": "0"}, note="an ablation: the default breadth hedge removed"),
+    Addition("hedge_to_book", {"HEDGE_BOOK_RATIO": "1"}, (Param("HEDGE_BOOK_RATIO", 0.25, 1.5),),
+             note="the hedge offsets the long book instead of a fixed share of the portfolio"),
     # the meta-model: one per fold, trained on every stock from 2004 to the fold's training end
     Addition("model_gate", {}, model=True, note="the ensemble's expected-R gate at the card's threshold"),
     Addition("model_stops", {"STOP_MODE": "model"}, model=True, note="the stop model's stops, with the gate"),

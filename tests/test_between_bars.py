@@ -1,6 +1,7 @@
 """What a stream price may do between iterations (trading/steps/between_bars.py): the planners' step 1 and the exit
 policy's stop moves for the one symbol, never the hourly actions."""
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -56,7 +57,8 @@ def test_breakeven_at_one_r_and_nothing_below_it():
 
 def test_a_time_exit_due_is_left_to_the_iteration():
     trade = lot(hours=30.0)  # past TIME_EXIT_HOURS without +1R: the hourly iteration sells it
-    assert plan_between_bars(with_price(held(100.0), "AAPL", 100.5, NOW), S, {"AAPL": trade}, IDS, "AAPL") == []
+    timed = replace(S, time_exit_hours=24.0)
+    assert plan_between_bars(with_price(held(100.0), "AAPL", 100.5, NOW), timed, {"AAPL": trade}, IDS, "AAPL") == []
 
 
 def test_an_unprotected_position_past_its_stop_is_sold_at_once_and_near_it_is_warned():

@@ -140,3 +140,33 @@ def test_an_unwind_whose_sale_cannot_be_built_keeps_the_legs(settings, qty, sess
     decisions = plan_hedge(snap, settings, measure_breadth(snap.rsi_values, BELLS, 70), 79_000, set(), IDS)
     assert [d.intent for d in decisions] == [None]
     assert decisions[0].action == "skip" and "protective orders stay in place" in decisions[0].reason
+
+
+@pytest.mark.parametrize("book_shares, rsis, symbol, want", [
+    (100, (75, 72, 71, 50, 40), "SH", 10_000.0),  # 1x: the $10,000 book itself
+    (100, (75, 75, 75, 75, 75), "SPXS", 10_000.0 / 3),  # extreme breadth, 3x: a third of the book
+    (800, (75, 72, 71, 50, 40), "SH", 0.19 * 100_000),  # an $80,000 book: held to the cap less the buffer
+])
+def test_a_hedge_sized_to_the_long_book(book_shares, rsis, symbol, want):
+    from trading.settings import Settings
+
+    s = Settings.defaults(hedge_book_ratio=1.0)
+    prices = bell_prices(*rsis, extra={"XOM": {"close": 100.0}})
+    snap = snapshot(cash=100_000 - book_shares * 100, portfolio_value=100_000,
+                    holdings=[("XOM", book_shares, 100.0)], prices=prices)
+    (d,) = plan_hedge(snap, s, measure_breadth(snap.rsi_values, BELLS, 70), 99_000, set(), IDS)
+    assert d.action == "hedge" and d.symbol == symbol
+    price = prices[symbol]["close"]
+    assert want - price < d.intent.orders[0].notional <= want, "whole shares, never above what the rule allows"
+    assert "long book" in d.reason
+    old = plan_hedge(snap, Settings.defaults(), measure_breadth(snap.rsi_values, BELLS, 70), 99_000, set(), IDS)
+    assert old[0].intent.orders[0].notional > 0.19 * 100_000 - price, "HEDGE_BOOK_RATIO=0: the cap, as before"
+
+
+def test_a_hedge_sized_to_the_book_needs_a_book():
+    from trading.settings import Settings
+
+    s = Settings.defaults(hedge_book_ratio=1.0)
+    snap = snapshot(cash=100_000, prices=bell_prices(80, 80, 80, 50, 40))
+    (d,) = plan_hedge(snap, s, measure_breadth(snap.rsi_values, BELLS, 70), 99_000, set(), IDS)
+    assert d.action == "none" and d.intent is None and "no long book" in d.reason

@@ -132,6 +132,7 @@ def trained_card(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODEL_HORIZON_BARS", str(GAP))
+        mp.setenv("TIME_EXIT_HOURS", "30")  # not the default: the label follows the user's exit policy
         code = main(["--data", "builtin", "--start", "2021-01-04", "--end", "2022-12-30", "--splits", "3",
                      "--out", str(out), "--env-file", str(out / "no.env")])
     assert code == 0
@@ -187,7 +188,7 @@ def test_each_fold_is_judged_with_a_threshold_chosen_on_earlier_folds_only(monke
 def test_the_card_holds_the_proposed_gate_and_out_of_sample_figures_with_intervals(trained_card):
     card = trained_card
     assert card["format"] == 2 and card["kind"] == "ensemble" and card["members"] == ["lgbm", "linear", "forest"]
-    assert card["label"]["kind"] == "realised R" and card["label"]["policy"]["time_exit_hours"] == 24
+    assert card["label"]["kind"] == "realised R" and card["label"]["policy"]["time_exit_hours"] == 30
     gate = card["gate"]
     assert "min_expected_r" in gate and gate["default"] == 0.0
     if gate["min_expected_r"] is not None:

@@ -1,5 +1,7 @@
 """The four steps together: order of steps, conflict resolution, shared cash."""
 
+from dataclasses import replace
+
 from tests.builders import Fixed, oco_legs, snapshot
 from trading.intents import IntentKind, Step
 from trading.snapshot import OpenOrder
@@ -124,7 +126,8 @@ def _stale_trade(symbol, qty, entry, hours, **kw):
 def test_time_exit_on_an_unprotected_position_is_the_only_intent(settings):
     """Defect 5: the OCO of step 1 would take every share and the sale would be refused (insufficient qty)."""
     snap = snapshot(cash=80_000, holdings=[("JPM", 100, 100.0)], prices={"JPM": 100.5})
-    plan = plan_iteration(snap, settings, Fixed(0.0), trades={"JPM": _stale_trade("JPM", 100, 100.0, 500)})
+    timed = replace(settings, time_exit_hours=24.0)  # off by default
+    plan = plan_iteration(snap, timed, Fixed(0.0), trades={"JPM": _stale_trade("JPM", 100, 100.0, 500)})
     assert [i.kind for i in plan.intents if i.symbol == "JPM"] == [IntentKind.TIME_EXIT]
     protect = next(d for d in plan.decisions if d.action == "protect" and d.symbol == "JPM")
     assert protect.intent is None and "superseded by the time-exit" in protect.reason

@@ -23,6 +23,7 @@ def test_the_shipped_profiles_load_and_point_the_way_their_names_say():
     assert conservative.ensemble_agreement > balanced.ensemble_agreement > aggressive.ensemble_agreement
     assert 0 < conservative.max_uncertainty and balanced.max_uncertainty == aggressive.max_uncertainty == 0  # 0: off
     assert not conservative.enable_leveraged_hedge
+    assert conservative.time_exit_hours > 0 == balanced.time_exit_hours  # it keeps the time exit; the default has none
 
 
 def test_environment_and_env_file_win_over_the_profile(tmp_path):

@@ -1,5 +1,6 @@
 """Sizing invariants, and the exit policy walked along scripted price paths."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from trading.snapshot import OpenOrder
 from trading.steps.exits import plan_exits
 
 S = Settings.defaults()
+TIMED = replace(S, time_exit_hours=24.0)  # the time exit is off by default
 NY = ZoneInfo("America/New_York")
 
 
@@ -63,7 +65,8 @@ def test_kelly_cap_needs_enough_trades_and_shrinks_without_edge():
 class Trade:
     """A tiny simulator: one 100-share position with a resting stop and target, walked along a path."""
 
-    def __init__(self, entry=100.0, stop=95.0, target=115.0, qty=100, atr=2.0):
+    def __init__(self, entry=100.0, stop=95.0, target=115.0, qty=100, atr=2.0, settings=S):
+        self.s = settings
         self.lot = Lot("AAPL", qty, entry, datetime(2024, 3, 4, 9, 30, tzinfo=NY), "entry", stop, stop, target)
         self.qty, self.stop, self.target, self.atr = qty, stop, target, atr
         self.events: list[tuple[str, float]] = []
@@ -81,7 +84,7 @@ class Trade:
                   OpenOrder("sl", "AAPL", "sell", "stop", self.qty, stop_price=self.stop, parent_id="b"))
         snap = snapshot(cash=50_000, holdings=[("AAPL", self.qty, self.lot.price)], orders=orders,
                         prices={"AAPL": {"close": price, "atr": self.atr}}, now=self.t)
-        decisions = plan_exits(snap, S, {"AAPL": self.lot}, set(), OrderIds("t", self.t))
+        decisions = plan_exits(snap, self.s, {"AAPL": self.lot}, set(), OrderIds("t", self.t))
         for d in decisions:
             self.apply(d)
         self.t += timedelta(hours=1)
@@ -132,7 +135,7 @@ def test_partial_then_trailing_never_loosens():
 
 
 def test_time_exit_after_24_hours_without_progress():
-    t = Trade()
+    t = Trade(settings=TIMED)
     for k in range(23):
         assert t.step(100 + (k % 3)) == []
     (d,) = t.step(101)
@@ -140,8 +143,14 @@ def test_time_exit_after_24_hours_without_progress():
     assert set(d.intent.cancel_order_ids) == {"tp", "sl", "b"}, "legs are cancelled before the sale"
 
 
-def test_a_trade_that_reached_one_r_is_not_timed_out():
+def test_no_time_exit_by_default():
     t = Trade()
+    assert all(t.step(100 + (k % 3)) == [] for k in range(200)), "TIME_EXIT_HOURS=0: the trade stays open"
+    assert t.qty == 100
+
+
+def test_a_trade_that_reached_one_r_is_not_timed_out():
+    t = Trade(settings=TIMED)
     t.step(105.5)  # breakeven at +1.1R
     for _ in range(30):
         assert all(d.action != "time-exit" for d in t.step(102))

@@ -72,6 +72,7 @@ class Settings:
     enable_leveraged_hedge: bool
     hedge_tech_share: float
     max_inverse_allocation: float
+    hedge_book_ratio: float
     risk_enabled: bool
     daily_loss_limit_pct: float
     weekly_loss_limit_pct: float

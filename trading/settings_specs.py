@@ -205,6 +205,10 @@ SPECS: tuple[Spec, ...] = (
          _between(0, 1)),
     Spec("MAX_INVERSE_ALLOCATION", "max_inverse_allocation", "0.20", _float, "0 <= x <= 1 (0 disables hedging)",
          "Cap on inverse ETFs as a share of portfolio value.", _between(0, 1)),
+    Spec("HEDGE_BOOK_RATIO", "hedge_book_ratio", "0", _float, "0 <= x <= 3",
+         "0: a new hedge is sized to MAX_INVERSE_ALLOCATION less TRIM_BUFFER_PCT of the portfolio, whatever is "
+         "held. Above 0: to this multiple of the long book's value, divided by the ETF's leverage (3 for SPXS "
+         "and SQQQ), within that cap; nothing long, no hedge.", _between(0, 3)),
     # --- symbols
     Spec("UNIVERSE", "universe", DEFAULT_UNIVERSE, _symbols, "comma-separated symbols",
          "Stocks the strategy may enter."),
@@ -294,8 +298,9 @@ SPECS: tuple[Spec, ...] = (
          lambda v: v >= 0, group="risk"),
     Spec("TRAIL_ATR_MULT", "trail_atr_mult", "1.0", _float, "x > 0", "Trailing distance in ATR14.",
          lambda v: v > 0, group="risk"),
-    Spec("TIME_EXIT_HOURS", "time_exit_hours", "24", _float, "x >= 0",
-         "Close a trade that has not reached +1R after this many trading hours (0: off).", lambda v: v >= 0,
+    Spec("TIME_EXIT_HOURS", "time_exit_hours", "0", _float, "x >= 0",
+         "Close a trade that has not reached +1R after this many trading hours (0: off, the default since a "
+         "walk-forward on real daily prices found winners cut short; 24 was the old default).", lambda v: v >= 0,
          group="risk"),
     Spec("MODEL_PATH", "model_path", "models/meta_model.joblib", _text, "a file path",
          "Meta-model file (python -m models.train writes it); its card is the same path with .json. No file: "

@@ -3,6 +3,8 @@
 breadth = share of bellwethers (with data) whose RSI is above RSI_OVERBOUGHT.
 - breadth >= BEARISH_THRESHOLD and no hedge: buy an inverse ETF with a bracket, sized to
   MAX_INVERSE_ALLOCATION less TRIM_BUFFER_PCT of the portfolio (and at most the cash above MIN_CASH_RESERVE);
+  with HEDGE_BOOK_RATIO > 0, to that multiple of the long book over the ETF's leverage, within the same cap:
+  a hedge that offsets what is held instead of a bet against the market when little is held;
 - breadth < BEARISH_EXIT_THRESHOLD with a hedge: cancel its legs and sell it (unwind);
 - in between: keep what is there. The gap between the two thresholds stops the hedge flapping;
 - breadth reaching HEDGE_LEVERAGED_BREADTH while the 1x ETF is held: sell it, and buy the 3x ETF once
@@ -55,12 +57,20 @@ def measure_breadth(rsi_values: Mapping[str, float], bellwethers: tuple[str, ...
     return Breadth(ratio, hot, measured, tuple(missing))
 
 
+LEVERAGE = {"general": 1, "sp500": 3, "tech": 3}  # the roles of INVERSE_ETFS: SH is 1x, SPXS and SQQQ 3x
+
+
+def long_book(snap: Snapshot, s: Settings) -> dict[str, float]:
+    """Value of each long stock position (inverse ETFs are the hedge, not the book)."""
+    return {sym: v for sym in snap.holdings if sym not in s.inverse_symbols for v in [snap.value(sym)] if v > 0}
+
+
 def choose_inverse(breadth: float, snap: Snapshot, s: Settings) -> tuple[str, str]:
     """(symbol, why) per the rule in the module docstring."""
     if s.enable_leveraged_hedge and breadth >= s.hedge_leveraged_breadth:
-        long_book = {sym: snap.value(sym) for sym in snap.holdings if sym not in s.inverse_symbols}
-        total = sum(v for v in long_book.values() if v > 0)
-        tech = sum(v for sym, v in long_book.items() if sym in s.nasdaq_symbols and v > 0)
+        long_book_ = long_book(snap, s)
+        total = sum(long_book_.values())
+        tech = sum(v for sym, v in long_book_.items() if sym in s.nasdaq_symbols)
         share = tech / total if total > 0 else 0.0
         if total > 0 and share >= s.hedge_tech_share:
             return s.inverse_etfs["tech"], f"extreme breadth and {share:.0%} of the long book in Nasdaq names"
@@ -72,6 +82,19 @@ def hedge_target_pct(s: Settings) -> float:
     """A new hedge is sized to the cap less the trim buffer: bought at the cap itself, the first uptick of
     the ETF would trim it (cancelling and re-placing its legs) an hour later."""
     return s.max_inverse_allocation - min(s.trim_buffer_pct, s.max_inverse_allocation / 2)
+
+
+def hedge_budget(symbol: str, snap: Snapshot, s: Settings) -> tuple[float, str]:
+    """(USD, how it was sized) for a new hedge in `symbol`, before the cash limit."""
+    cap = hedge_target_pct(s) * snap.portfolio_value
+    if s.hedge_book_ratio <= 0:
+        return cap, "sized to the cap"
+    role = next((r for r, sym in s.inverse_etfs.items() if sym == symbol), "general")
+    book = sum(long_book(snap, s).values())
+    want = s.hedge_book_ratio * book / LEVERAGE.get(role, 1)
+    if want >= cap:
+        return cap, f"{s.hedge_book_ratio:g} x the ${book:,.0f} long book / {LEVERAGE.get(role, 1)}x, held to the cap"
+    return want, f"{s.hedge_book_ratio:g} x the ${book:,.0f} long book / {LEVERAGE.get(role, 1)}x"
 
 
 def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: float, exiting: set[str],
@@ -91,7 +114,11 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
 
     if breadth.ratio >= s.bearish_threshold and not hedged:
         symbol, why = choose_inverse(breadth.ratio, snap, s)
-        budget = min(hedge_target_pct(s) * snap.portfolio_value, cash_available / (1 + MARKET_BUY_COLLAR))
+        wanted, sizing = hedge_budget(symbol, snap, s)
+        if wanted <= 0:
+            return [Decision(step, None, "none", f"{text} >= {s.bearish_threshold:.0%} but no long book to hedge "
+                             f"(HEDGE_BOOK_RATIO={s.hedge_book_ratio:g})", data=data)]
+        budget = min(wanted, cash_available / (1 + MARKET_BUY_COLLAR))
         price = snap.price(symbol)
         order = build_bracket_for_budget(symbol, price, budget, s.stop_loss_pct, s.take_profit_pct,
                                          ids(symbol, "hedge"), snap.session)
@@ -101,7 +128,7 @@ def plan_hedge(snap: Snapshot, s: Settings, breadth: Breadth, cash_available: fl
         data.update(qty=order.qty, price=price, notional=order.notional)
         return [Decision(step, symbol, "hedge",
                          f"{text} >= {s.bearish_threshold:.0%}: buy {order.qty} {symbol} (${order.notional:,.0f}, "
-                         f"{order.notional / snap.portfolio_value:.1%}; {why}), stop {order.stop_loss}, "
+                         f"{order.notional / snap.portfolio_value:.1%}, {sizing}; {why}), stop {order.stop_loss}, "
                          f"target {order.take_profit}",
                          Intent(IntentKind.HEDGE, symbol, (order,)), data=data)]
 
