@@ -72,6 +72,8 @@ ADDITIONS: tuple[Addition, ...] = (
     Addition("time_exit_tuned", {"TIME_EXIT_HOURS": "65"}, (Param("TIME_EXIT_HOURS", 30, 200, "int"),)),
     # let winners run further: a farther take-profit (the trailing stop after +2R still protects them)
     Addition("wider_target", {"TAKE_PROFIT_PCT": "0.25"}, (Param("TAKE_PROFIT_PCT", 0.10, 0.40),)),
+    Addition("reentry", {"REENTRY_DAYS": "10"}, (Param("REENTRY_DAYS", 3, 30, "int"),),
+             note="after a take-profit, bought again while above the trend line"),
     Addition("wider_universe", {"UNIVERSE": ALL_STOCKS}, note="every stock in the data: more survivorship bias"),
     Addition("atr_sizing", {"STOP_MODE": "atr"},
              (Param("ATR_STOP_MULT", 1.0, 4.0), Param("ATR_TARGET_MULT", 4.5, 12.0)),  # disjoint: STOP < TARGET

@@ -17,6 +17,7 @@ Parameters (passed by the backtest runner or the live launcher):
   clock           live only: a callable returning now (tests step a simulated clock); default the wall clock
 """
 
+import dataclasses
 import logging
 import math
 import threading
@@ -201,6 +202,8 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
     def _decide(self, snap: Snapshot, now) -> list[Decision]:
         """Marks, risk state, the plan and its review, and the decision records: everything but the orders."""
         s = self.settings
+        if s.reentry_days:  # backtest or live, the snapshot carries what the ledger knows of recent take-profits
+            snap = dataclasses.replace(snap, take_profits=self.ledger.take_profits())
         highs, lows = snap.bar_range()
         self.ledger.mark(highs, lows, hours=min(self.bar_period / pd.Timedelta(hours=1), 6.5))
         notes = self.risk.observe(snap, self.journal.recent_results(max(s.losing_streak, 1)))

@@ -1,5 +1,7 @@
 """Step 4: oversold candidates, one batched confidence call, the gate, sizing, ranking."""
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,57 @@ def test_the_last_entry_of_an_iteration_fits_a_cash_account_at_the_market_buy_co
     buys = [d.intent.orders[0] for d in out if d.action == "enter"]
     assert len(buys) >= 2
     assert sum(o.notional * (1 + MARKET_BUY_COLLAR) for o in buys) <= cash
+
+
+def _after_take_profit(days_ago: float, close: float = 110.0, trend: float = 100.0, rsi: float = 55.0, **kw):
+    from dataclasses import replace as with_
+
+    snap = snapshot(cash=100_000, prices=uni(AAPL=(close, rsi, trend), MSFT=(300, 50, 250)), **kw)
+    return with_(snap, take_profits={"AAPL": snap.now - timedelta(days=days_ago)})
+
+
+@pytest.mark.parametrize("reentry_days, days_ago, close, entered", [
+    (10, 3, 110.0, True),  # within the window, above its trend line: bought again without an RSI dip
+    (10, 10, 110.0, True),  # the window's last day counts
+    (10, 10.5, 110.0, False),  # past the window
+    (10, 3, 99.0, False),  # below its trend line: the trend that paid is over
+    (0, 3, 110.0, False),  # REENTRY_DAYS=0: the old behaviour, RSI dips only
+])
+def test_reentry_after_a_take_profit(settings, reentry_days, days_ago, close, entered):
+    from dataclasses import replace as with_
+
+    s = with_(settings, reentry_days=reentry_days)
+    model = Fixed(0.9)
+    out = plan_entries(_after_take_profit(days_ago, close), s, model, 99_000, set(), IDS)
+    enters = [d for d in out if d.action == "enter"]
+    assert [d.symbol for d in enters] == (["AAPL"] if entered else [])
+    if entered:
+        assert model.calls == [["AAPL"]], "scored and gated like any candidate; MSFT had no take-profit"
+        assert "re-entry after a take-profit" in enters[0].reason and enters[0].data["reentry"]
+
+
+def test_reentry_still_passes_the_gates_and_never_adds_to_a_holding(settings):
+    from dataclasses import replace as with_
+
+    s = with_(settings, reentry_days=10)
+    low = plan_entries(_after_take_profit(3), s, Fixed(0.1), 99_000, set(), IDS)
+    assert not [d for d in low if d.action == "enter"], "the confidence gate applies"
+    held = plan_entries(_after_take_profit(3, holdings=[("AAPL", 5, 100.0)]), s, Fixed(0.9), 99_000, set(), IDS)
+    (d,) = [d for d in held if d.symbol == "AAPL"]
+    assert d.action == "skip" and "already held" in d.reason
+
+
+def test_the_ledger_remembers_only_a_last_trade_that_ended_at_its_take_profit():
+    from trading.records.ledger import Fill, Ledger
+
+    t0 = snapshot().now
+    ledger = Ledger()
+    for sym in ("AAPL", "MSFT", "SH"):
+        ledger.record_fill(Fill(t0, sym, "buy", 10, 100.0, "hedge" if sym == "SH" else "entry", f"b-{sym}"))
+    ledger.record_fill(Fill(t0 + timedelta(days=1), "AAPL", "sell", 10, 115.0, "target", "s1"))
+    ledger.record_fill(Fill(t0 + timedelta(days=1), "MSFT", "sell", 10, 95.0, "stop", "s2"))
+    ledger.record_fill(Fill(t0 + timedelta(days=1), "SH", "sell", 10, 115.0, "target", "s3"))
+    assert ledger.take_profits() == {"AAPL": t0 + timedelta(days=1)}, "entries only; a stop or a hedge is not one"
+    ledger.record_fill(Fill(t0 + timedelta(days=2), "AAPL", "buy", 10, 116.0, "entry", "b2"))
+    ledger.record_fill(Fill(t0 + timedelta(days=3), "AAPL", "sell", 10, 110.0, "stop", "s4"))
+    assert ledger.take_profits() == {}, "the last trade decides: stopped out after re-entering, no more re-entry"

@@ -62,6 +62,7 @@ class Settings:
     hedge_leveraged_breadth: float
     breadth_entry_gate: bool
     trend_filter: bool
+    reentry_days: int
     atr_pct_min: float
     atr_pct_max: float
     market_vol_max_pctile: float

@@ -178,6 +178,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("TREND_FILTER", "trend_filter", "false", _bool, "true or false",
          "Enter only above the 200-bar trend line (simple average: exact on the live window too, where a 200-bar "
          "EMA would depend on where the window starts)."),
+    Spec("REENTRY_DAYS", "reentry_days", "0", _int, "0 <= x <= 60",
+         "After a trade ends at its take-profit, its stock stays an entry candidate for this many calendar days "
+         "while its close is above the 200-bar trend line, without a new RSI dip; every gate still applies "
+         "(0: off).", _between(0, 60)),
     Spec("ATR_PCT_MIN", "atr_pct_min", "0", _float, "0 <= x < ATR_PCT_MAX",
          "Enter only when ATR(14) is at least this share of the price (0.005 = 0.5%; 0: no floor).",
          _between(0, 1, False, True)),

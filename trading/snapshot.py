@@ -95,6 +95,8 @@ class Snapshot:
     # closes of recent completed bars: history(symbols, n) -> DataFrame (the correlation cap); None: unknown
     history: object = field(default=None, repr=False, compare=False)
     quotes: dict | None = field(default=None, repr=False, compare=False)  # live: {symbol: (bid, ask)}
+    take_profits: dict = field(default_factory=dict, repr=False, compare=False)  # symbol -> when its last trade
+    #                                                                              ended at its take-profit
 
     def __post_init__(self) -> None:
         # plain dicts for the per-symbol lookups the planners make many times per iteration

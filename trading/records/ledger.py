@@ -94,6 +94,7 @@ class Ledger:
     _lots: dict[str, deque] = field(default_factory=dict)
     pending_levels: dict[str, tuple[float, float]] = field(default_factory=dict)  # symbol -> (stop, target)
     on_close: Callable[[dict], None] | None = None  # told of each closed trade once it is recorded
+    last_exit: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # entries: symbol -> (reason, when)
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> int:
@@ -151,6 +152,9 @@ class Ledger:
             if not lots:
                 self._lots.pop(fill.symbol, None)
         self.trades.extend(closed)
+        for trade in closed:
+            if trade["kind"] == "entry":
+                self.last_exit[trade["symbol"]] = (trade["exit_reason"], trade["exit_time"])
         if self.journal is not None:
             self.journal.record_fill(fill.time, fill.order_id, fill.symbol, fill.side, fill.qty, fill.price,
                                      fill.role, closed, {fill.symbol: self._state(fill.symbol)})
@@ -225,6 +229,10 @@ class Ledger:
     # ------------------------------------------------------------------ outputs
     def open_lots(self) -> list[Lot]:
         return [lot for lots in self._lots.values() for lot in lots if lot.qty > 1e-9]
+
+    def take_profits(self) -> dict[str, datetime]:
+        """Symbols whose last trade ended at its take-profit, and when (REENTRY_DAYS)."""
+        return {sym: when for sym, (reason, when) in self.last_exit.items() if reason == "take_profit"}
 
     def open_trades(self) -> dict[str, Lot]:
         return {sym: lots[0] for sym, lots in self._lots.items() if lots}

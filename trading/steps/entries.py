@@ -1,7 +1,9 @@
 """Step 4: new bracket entries in oversold universe stocks the confidence gate lets through.
 
-Candidates: universe stocks with RSI below RSI_OVERSOLD, not held, without an open entry order and
-not being sold this iteration; none while bellwether breadth is at or above BEARISH_THRESHOLD (with
+Candidates: universe stocks with RSI below RSI_OVERSOLD (with REENTRY_DAYS, also those whose last trade ended
+at its take-profit within that many days while the close stays above the 200-bar trend line: the trend that
+paid is bought again), not held, without an open entry order and not being sold this iteration; none while
+bellwether breadth is at or above BEARISH_THRESHOLD (with
 BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on); then the entry filters
 (entry_filters.py: market volatility, trend, volatility band, liquidity, spread, correlation with the book).
 All candidates left are scored in one batched call and judged by the gates of the scorer (_judge: the rule
@@ -32,6 +34,8 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
                  breadth: float = math.nan) -> list[Decision]:
     step = Step.ENTRY
     oversold = {sym: snap.rsi(sym) for sym in s.universe if snap.rsi(sym) < s.rsi_oversold}  # NaN never is
+    again = reentries(snap, s, oversold)
+    oversold.update(again)
     blocked = {sym: why for sym in oversold for why in [_blocked(snap, sym, exiting)] if why}
     candidates = sorted((sym for sym in oversold if sym not in blocked), key=oversold.get)
     decisions = [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {why}") for sym, why in blocked.items()]
@@ -75,7 +79,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
     available = cash_available
     for sym, j in ranked:
         r = oversold[sym]
-        data = {"rsi": r, **j.data, "source": scorer.name}
+        data = {"rsi": r, **j.data, "source": scorer.name, **({"reentry": True} if sym in again else {})}
         if j.gate:
             decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, {j.why} ({scorer.name})",
                                       data={**data, "gate": j.gate}))
@@ -104,7 +108,8 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         available -= order.notional * (1 + MARKET_BUY_COLLAR)
         data.update(qty=order.qty, price=price, notional=order.notional, stop=float(order.stop_loss))
         decisions.append(Decision(step, sym, "enter",
-                                  f"RSI {r:.1f}, {j.why} ({scorer.name}): buy {order.qty} @ ~{order.reference_price} "
+                                  f"{_REENTRY if sym in again else ''}RSI {r:.1f}, {j.why} ({scorer.name}): "
+                                  f"buy {order.qty} @ ~{order.reference_price} "
                                   f"(${order.notional:,.0f}; {size.why}), stop {order.stop_loss}, "
                                   f"target {order.take_profit}",
                                   Intent(IntentKind.ENTER, sym, (order,)), data=data))
@@ -156,6 +161,19 @@ def _judge(scorer: ConfidenceModel, rows, s: Settings) -> list[Judgement]:
     return out
 
 
+def reentries(snap: Snapshot, s: Settings, oversold: dict[str, float]) -> dict[str, float]:
+    """{symbol: RSI} of the REENTRY_DAYS candidates: a take-profit within the window, close above the trend."""
+    if s.reentry_days <= 0 or not snap.take_profits:
+        return {}
+    recent = [sym for sym, when in snap.take_profits.items() if sym in s.universe and sym not in oversold
+              and (snap.now - when).total_seconds() <= s.reentry_days * 86_400]
+    if not recent:
+        return {}
+    rows = snap.rows(recent)
+    close, trend = rows["close"].to_numpy(dtype=float), rows["trend"].to_numpy(dtype=float)
+    return {sym: snap.rsi(sym) for sym, c, t in zip(recent, close, trend, strict=True) if c > t}  # NaN never is
+
+
 def _blocked(snap: Snapshot, sym: str, exiting: set[str]) -> str | None:
     if sym in snap.holdings:
         return "already held"
@@ -164,6 +182,9 @@ def _blocked(snap: Snapshot, sym: str, exiting: set[str]) -> str | None:
     if sym in exiting:
         return "being sold this iteration"
     return None
+
+
+_REENTRY = "re-entry after a take-profit (REENTRY_DAYS), above its trend line: "
 
 
 def _finite(x: float) -> float:
