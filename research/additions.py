@@ -34,8 +34,8 @@ ALL_STOCKS = "*"  # UNIVERSE=*: every stock the data holds
 # 2009-12-29 makes seven folds of two training years, a 5-day gap and one test year whose tests cover 2012..2018
 DEFAULT_START = date(2009, 12, 29)
 # what the brief also asked for and the settings table does not offer (no setting is added here)
-UNAVAILABLE = ("Not in the table, for want of a setting: re-entry after an exit, a portfolio volatility target "
-               "(atr_sizing is the per-trade kind) and a hedge sized to the long book as a risk reducer.",)
+UNAVAILABLE = ("Not in the table, for want of a setting: a portfolio volatility target (atr_sizing is the per-trade "
+               "kind).",)
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 SYNTAX = ("write NAME:KEY=VAL,KEY=VAL[:PARAM=LOW:HIGH[:int|:log]...], e.g. --addition trend:TREND_FILTER=true or "
           "--addition vol:MARKET_VOL_MAX_PCTILE=0.8:MARKET_VOL_MAX_PCTILE=0.5:0.95")
