@@ -91,8 +91,7 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_report(result: dict, additions: list, market, settings, args, wall_seconds: float,
-                 notes: tuple[str, ...] = ()) -> Path:
+def write_report(result: dict, additions: list, market, settings, args, wall_seconds: float) -> Path:
     out = Path(args.out or settings.reports_dir) / f"additions-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     table, curves = build_table(result, additions, market)
@@ -111,7 +110,7 @@ def write_report(result: dict, additions: list, market, settings, args, wall_sec
             f"{args.min_trades} trades) and traded with the winner on the next test window only. "
             f"{args.runner} runner, {wall_seconds / 60:.1f} min.")
     lines = ["# Each addition alone, out of sample", "", head, "", markdown(table), ""]
-    lines += [f"- {n}" for n in (*NOTES, *notes)]
+    lines += [f"- {n}" for n in NOTES]
     lines += [f"- {r.addition}: {r.note}" for r in table.itertuples() if r.note and r.addition != SPY_ROW]
     if len(fallbacks):
         lines.append(f"- {len(fallbacks)} fold(s) had no training trial with enough trades and traded the "

@@ -115,6 +115,8 @@ def test_the_real_indicator_columns_feed_the_filters():
     assert row_["atr_pct"] == pytest.approx(row_["atr"] / row_["close"])
     assert row_["adv"] == pytest.approx((done["close"] * done["volume"]).iloc[-140:].mean() * 7)
     assert 0 < row_["vol_pctile"] <= 1
+    hourly_vol = np.log(done["close"]).diff().iloc[-20:].std()  # 20 completed hourly bars, 7 a session
+    assert row_["vol_ann"] == pytest.approx(hourly_vol * np.sqrt(252 * 7))
     closes = book.closes(pd.Timestamp("2024-06-03 12:30", tz="America/New_York"), ["AAPL"], 5)
     assert list(closes["AAPL"]) == pytest.approx(list(done["close"].iloc[-5:]))  # completed bars only
 
@@ -140,3 +142,16 @@ def test_live_the_spread_gate_reads_alpacas_latest_quotes_once_an_iteration(day_
             assert jpm[-1]["gate"] == "spread" and "bp wide > MAX_SPREAD_BPS 1" in jpm[-1]["reason"]
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("spy_vol, qty", [(0.60, 75), (0.30, 100), (float("nan"), 100)])
+def test_a_volatility_target_scales_new_entries_by_the_markets_volatility(settings, spy_vol, qty):
+    """1% of $100k x1.5 (confidence 0.9) at risk over a $5 stop is 300 shares, held to 100 by the 10% entry cap: a
+    15% target over a 60%-volatility SPY quarters the risk (75 shares); at 30% it halves it, still above the cap;
+    unknown: unscaled."""
+    snap = snapshot(cash=100_000, prices={"AAPL": row(), "SPY": row(rsi=55.0, vol_ann=spy_vol)})
+    d = plan(settings, snap, vol_target_pct=0.15)["AAPL"]
+    assert d.action == "enter" and d.intent.orders[0].qty == qty
+    if spy_vol == spy_vol:
+        assert f"SPY {spy_vol:.0%}" in d.reason
+    assert plan(settings, snap)["AAPL"].intent.orders[0].qty == 100, "VOL_TARGET_PCT=0: as before"

@@ -15,7 +15,7 @@ from trading.intents import IntentKind
 from trading.orders import MarketOrder, OcoOrder, OrderIds, StopUpdate
 from trading.records.ledger import Lot
 from trading.settings import Settings
-from trading.sizing import bracket_levels, confidence_factor, entry_size, kelly_risk_cap
+from trading.sizing import bracket_levels, confidence_factor, entry_size, kelly_risk_cap, vol_scale
 from trading.snapshot import OpenOrder
 from trading.steps.exits import plan_exits
 
@@ -59,6 +59,20 @@ def test_kelly_cap_needs_enough_trades_and_shrinks_without_edge():
     assert cap == pytest.approx(0.25 * 0.25 * 100_000) and "Kelly" in why  # p=.5, b=2: f=.25
     cap, why = kelly_risk_cap([0.5] * 10 + [-1.0] * 20, S, 100_000)
     assert cap == pytest.approx(0.25 * 1_000) and "no edge" in why
+
+
+@pytest.mark.parametrize("target, market_vol, factor", [
+    (0.0, 0.30, 1.0),  # off
+    (0.15, 0.30, 0.5), (0.15, 0.10, 1.5),
+    (0.15, 0.05, 2.0), (0.15, 0.075, 2.0),  # never more than double
+    (0.15, 1.20, 0.25), (0.15, 0.60, 0.25),  # never less than a quarter
+    (0.15, float("nan"), 1.0), (0.15, 0.0, 1.0),  # unknown: unscaled
+])
+def test_volatility_target_factor(target, market_vol, factor):
+    s = replace(S, vol_target_pct=target)
+    assert vol_scale(s, market_vol)[0] == pytest.approx(factor)
+    size = entry_size(s, 100_000, 100.0, 50.0, 0.7, 1e9, market_vol=market_vol)  # a $50 stop: no cap binds
+    assert size.risk_usd == pytest.approx(1_000 * factor) and size.qty == int(20 * factor + 1e-9)
 
 
 # ---------------------------------------------------------------------------------------------- exit policy

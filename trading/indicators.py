@@ -9,6 +9,7 @@ Wilder-smoothed indicators (RSI) depend on where their history starts; with at l
 `MIN_HISTORY_BARS` of history the two paths agree to within 1e-6 (tested).
 """
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -23,6 +24,7 @@ ColumnsFn = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 VOL_BARS, VOL_RANK_BARS, ADV_DAYS = 20, 250, 20  # realised volatility, its percentile's look-back, dollar volume
+TRADING_DAYS = 252  # a year, to annualise realised volatility
 
 
 def base_columns(rsi_period: int, bars_per_day: int | None = None) -> ColumnsFn:
@@ -43,6 +45,7 @@ def base_columns(rsi_period: int, bars_per_day: int | None = None) -> ColumnsFn:
         vol = np.log(close).diff().rolling(VOL_BARS).std()
         out["vol_pctile"] = vol.rolling(VOL_RANK_BARS, min_periods=VOL_RANK_BARS // 2).rank(pct=True)
         per_day = bars_per_day or _bars_per_day(df.index)
+        out["vol_ann"] = vol * math.sqrt(TRADING_DAYS * per_day)  # annualised, whatever the bar
         dollars = (close * df["volume"].astype(float)) if "volume" in df else pd.Series(np.nan, index=df.index)
         out["adv"] = dollars.rolling(ADV_DAYS * per_day, min_periods=per_day).mean() * per_day
         return out

@@ -90,6 +90,7 @@ class Settings:
     kill_switch_file: str
     flatten_on_halt: bool
     risk_per_trade_pct: float
+    vol_target_pct: float
     stop_mode: str
     stop_model_min_pct: float
     stop_model_max_pct: float

@@ -270,6 +270,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("FLATTEN_ON_HALT", "flatten_on_halt", "false", _bool, "true or false",
          "Also close every position when a loss limit halts the bot.", group="risk"),
     # --- sizing
+    Spec("VOL_TARGET_PCT", "vol_target_pct", "0", _float, "0 <= x <= 1",
+         "Scale the risk per trade by this annualised volatility over SPY's 20-bar realised volatility, within "
+         "x0.25 .. x2 (0.15: a 30%-volatility market halves new entries; 0: off).", _between(0, 1), group="risk"),
     Spec("RISK_PER_TRADE_PCT", "risk_per_trade_pct", "0.01", _float, "0 < x <= 0.1",
          "Equity put at risk per entry (shares = risk / stop distance, then capped).", _between(0, 0.1, True),
          group="risk"),

@@ -3,8 +3,10 @@
 shares = RISK_PER_TRADE_PCT x equity x confidence factor / (entry - stop), then capped by the Kelly
 cap (when enough trades are closed), the per-entry limit (MAX_ENTRY_PCT of equity) and the cash
 available, rounded down. The confidence factor is 1.5 at confidence >= 0.85, 0.5 below 0.6 when the
-threshold lets such entries through, else 1. The risk controller may shrink the result further (losing
-streak, recovery mode, exposure), never grow it.
+threshold lets such entries through, else 1. With VOL_TARGET_PCT the risk is also scaled by the target over
+SPY's annualised 20-bar realised volatility (within VOL_SCALE_BOUNDS): smaller in turbulent markets, larger in
+calm ones, so the book's volatility follows the target rather than the market. The risk controller may shrink
+the result further (losing streak, recovery mode, exposure), never grow it.
 """
 
 import math
@@ -15,6 +17,7 @@ from functools import lru_cache
 from trading.orders import protective_levels, to_tick
 
 HIGH_CONFIDENCE, LOW_CONFIDENCE = 0.85, 0.6
+VOL_SCALE_BOUNDS = (0.25, 2.0)  # a quiet month never more than doubles the risk; a crash quarters it at most
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ def bracket_levels(price: float, s, atr: float | None,
     return protective_levels(price, s.stop_loss_pct, s.take_profit_pct)
 
 
+def vol_scale(s, market_vol: float) -> tuple[float, str]:
+    """(factor on the risk per trade, why) from VOL_TARGET_PCT and SPY's annualised realised volatility; 1 when
+    off or unknown."""
+    if s.vol_target_pct <= 0:
+        return 1.0, ""
+    if not (math.isfinite(market_vol) and market_vol > 0):
+        return 1.0, "no SPY volatility yet: unscaled"
+    low, high = VOL_SCALE_BOUNDS
+    factor = min(max(s.vol_target_pct / market_vol, low), high)
+    return factor, f"vol target {s.vol_target_pct:.0%} / SPY {market_vol:.0%} = x{factor:.2f}"
+
+
 @lru_cache(maxsize=16)  # asked every iteration; the trades behind it change only when one closes
 def kelly_fraction(r_multiples: tuple[float, ...]) -> float | None:
     """Kelly f = p - (1 - p) / b from R multiples, or None without both wins and losses."""
@@ -80,12 +95,13 @@ def kelly_risk_cap(r_multiples: list[float], s, equity: float) -> tuple[float | 
 
 
 def entry_size(s, equity: float, price: float, stop: float, confidence: float, cash_available: float,
-               kelly_cap_usd: float | None = None) -> Size:
+               kelly_cap_usd: float | None = None, market_vol: float = math.nan) -> Size:
     if not (price > 0 and stop < price and equity > 0):
         return Size(0, 0.0, "no risk distance")
     factor = confidence_factor(confidence, s.confidence_threshold)
-    risk = s.risk_per_trade_pct * equity * factor
-    notes = [f"risk {s.risk_per_trade_pct:.1%} x {factor:g}"]
+    scale, scaled = vol_scale(s, market_vol)
+    risk = s.risk_per_trade_pct * equity * factor * scale
+    notes = [f"risk {s.risk_per_trade_pct:.1%} x {factor:g}"] + ([scaled] if scaled else [])
     if kelly_cap_usd is not None and kelly_cap_usd < risk:
         risk = kelly_cap_usd
         notes.append("Kelly cap")

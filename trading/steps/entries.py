@@ -26,7 +26,7 @@ from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket
 from trading.settings import Settings
 from trading.sizing import bracket_levels, entry_size
 from trading.snapshot import Snapshot
-from trading.steps.entry_filters import market_gate, screen
+from trading.steps.entry_filters import market_gate, market_volatility, screen
 
 
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
@@ -76,6 +76,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
         return decisions
 
     ranked = sorted(zip(candidates, judged, strict=True), key=lambda cj: (-_finite(cj[1].rank), oversold[cj[0]]))
+    market_vol = market_volatility(snap) if s.vol_target_pct > 0 else math.nan
     available = cash_available
     for sym, j in ranked:
         r = oversold[sym]
@@ -100,7 +101,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
             decisions.append(Decision(step, sym, "skip", f"{head} {why}", data={**data, "gate": "stop"}))
             continue
         size = entry_size(s, snap.portfolio_value, price, float(levels[0]), conf, available / (1 + MARKET_BUY_COLLAR),
-                          kelly_cap_usd)
+                          kelly_cap_usd, market_vol)
         order = build_bracket(sym, price, size.qty, *levels, ids(sym, "enter"), snap.session)
         if isinstance(order, Refusal):
             decisions.append(Decision(step, sym, "skip", f"{head} {order.reason} ({size.why})", data=data))

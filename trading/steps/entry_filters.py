@@ -38,6 +38,11 @@ def market_gate(snap: Snapshot, s: Settings) -> str | None:
     return None
 
 
+def market_volatility(snap: Snapshot) -> float:
+    """SPY's annualised 20-bar realised volatility as of the snapshot (NaN when unknown): VOL_TARGET_PCT's input."""
+    return _value(snap.rows([BENCHMARK]), BENCHMARK, "vol_ann")
+
+
 def screen(snap: Snapshot, s: Settings, candidates: list[str]) -> dict[str, tuple[str, str]]:
     """{symbol: (gate, reason)} for the candidates a filter blocks; the others pass."""
     if not candidates:
