@@ -131,6 +131,7 @@ def _after_take_profit(days_ago: float, close: float = 110.0, trend: float = 100
     (10, 10, 110.0, True),  # the window's last day counts
     (10, 10.5, 110.0, False),  # past the window
     (10, 3, 99.0, False),  # below its trend line: the trend that paid is over
+    (10, 3, 100.0, False),  # on it is not above it
     (0, 3, 110.0, False),  # REENTRY_DAYS=0: the old behaviour, RSI dips only
 ])
 def test_reentry_after_a_take_profit(settings, reentry_days, days_ago, close, entered):
