@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import Dataset, TrainingError, build_dataset
+from models.drift import reference as drift_reference
 from models.ensemble import MEMBERS, Ensemble, assess_predictions, failed_gates
 from models.evaluation import DayBootstrap, auc, choose_threshold, gate_report, mean
 from models.exit_sim import ExitPolicy
@@ -206,6 +207,8 @@ def make_card(settings, splits: int, market, start, end, universe, policy: ExitP
                  "chosen_on": "all folds' out-of-sample predictions (the best average realised R among thresholds "
                               "passing at least 10% and 20 candidates)"},
         "stops": result["stops"],
+        # what the live bot compares its recent candidates with (models/drift.py)
+        "drift_reference": drift_reference(ds.X[list(FEATURE_NAMES)]),
         "oos_expected_r": {q: float(np.quantile(oos, v)) for q, v in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9),
                                                                       ("max", 1.0))},
     }

@@ -189,6 +189,9 @@ def test_the_card_holds_the_proposed_gate_and_out_of_sample_figures_with_interva
     card = trained_card
     assert card["format"] == 2 and card["kind"] == "ensemble" and card["members"] == ["lgbm", "linear", "forest"]
     assert card["label"]["kind"] == "realised R" and card["label"]["policy"]["time_exit_hours"] == 30
+    ref = card["drift_reference"]  # what the live bot's drift check compares with: every feature, ten bins at most
+    assert set(ref) == set(card["feature_names"]) and all(len(f["shares"]) <= 10 for f in ref.values())
+    assert all(sum(f["shares"]) == pytest.approx(1.0) for f in ref.values())
     gate = card["gate"]
     assert "min_expected_r" in gate and gate["default"] == 0.0
     if gate["min_expected_r"] is not None:
