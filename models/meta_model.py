@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +20,12 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from models.drift import DriftReport, drift_report
 from models.features import FEATURE_NAMES, FeatureParams
+from models.model_watch import ModelWatch
 
 logger = logging.getLogger("trader.model")
 CARD_FORMAT = 2  # 2: the realised-R ensemble (1 was a calibrated bracket classifier)
 DEFAULT_MIN_EXPECTED_R = 0.0  # the gate when the card proposes no threshold: a positive expected value
-DRIFT_WINDOW = 500  # the recent candidates whose features are compared with training's (models/drift.py)
 
 
 class ModelError(ValueError):
@@ -60,9 +58,10 @@ class MetaModel:
     block_when_stale: bool
     override: float | None = None  # MIN_EXPECTED_R
     _warned_day: object = None
-    _recent: deque = field(default_factory=lambda: deque(maxlen=DRIFT_WINDOW), repr=False)
-    _drift_day: object = None
-    _drift_said: str = ""
+    watch: ModelWatch = field(init=False, repr=False)  # drift and decay, said daily (models/model_watch.py)
+
+    def __post_init__(self) -> None:
+        self.watch = ModelWatch(self.card, tuple(FEATURE_NAMES))
 
     @property
     def name(self) -> str:
@@ -91,8 +90,11 @@ class MetaModel:
 
     def gate(self, now: datetime) -> str | None:
         """None when the model may gate entries; a reason to block them otherwise. Warns once a day
-        while the model is older than MAX_MODEL_AGE_DAYS."""
-        self._watch_drift(_aware(now).date())
+        while the model is older than MAX_MODEL_AGE_DAYS, and says what its watch sees (drift, decay)."""
+        self.watch.daily(_aware(now).date())
+        decayed = self.watch.blocks()
+        if decayed:
+            return decayed
         age = (_aware(now) - self.created).total_seconds() / 86400
         if age <= self.max_age_days:
             return None
@@ -117,7 +119,7 @@ class MetaModel:
         columns = ["expected_r", "agreement", "uncertainty"] + (["stop_pct"] if stops is not None else [])
         out = pd.DataFrame(np.nan, index=rows.index, columns=columns)
         if complete.any():
-            self._recent.extend(x[complete].to_numpy().tolist())
+            self.watch.record(x[complete].to_numpy())
             a = self.estimator.assess(x[complete], self.min_expected_r)
             out.loc[complete, "expected_r"] = a.expected_r
             out.loc[complete, "agreement"] = a.agreement
@@ -126,26 +128,9 @@ class MetaModel:
                 out.loc[complete, "stop_pct"] = stops.predict(x[complete])
         return out
 
-    def drift(self) -> DriftReport | None:
-        """PSI of the last DRIFT_WINDOW scored candidates' features against the card's training reference; None
-        before enough candidates or for a card without one (trained before drift was recorded)."""
-        ref = self.card.get("drift_reference") or {}
-        return drift_report(ref, pd.DataFrame(list(self._recent), columns=list(FEATURE_NAMES))) if ref else None
-
-    def _watch_drift(self, day) -> None:
-        """Once a day: a warning while inputs have drifted, an info line when the reading changes otherwise."""
-        if self._drift_day == day:
-            return
-        self._drift_day = day
-        report = self.drift()
-        if report is None:
-            return
-        level = "drifted" if report.drifted else "watch" if report.watch else "stable"
-        if level == "drifted":
-            logger.warning(report.describe())
-        elif level != self._drift_said:
-            logger.info(report.describe())
-        self._drift_said = level
+    def observe_results(self, results: list[float]) -> None:
+        """R multiples of the trades entered since the model was trained, oldest first (the decay watch)."""
+        self.watch.observe(results)
 
     def score(self, rows: pd.DataFrame) -> np.ndarray:
         """The expected R (what candidates are ranked by)."""
@@ -259,6 +244,8 @@ def load_confidence(settings):
 
     model = load_meta_model(settings.model_path, FeatureParams.from_settings(settings),
                             settings.max_model_age_days, settings.block_entries_on_stale_model, settings.min_expected_r)
+    if model is not None:
+        model.watch.action, model.watch.min_trades = settings.model_degraded_action, settings.model_watch_min_trades
     if settings.stop_mode == "model" and getattr(getattr(model, "estimator", None), "stop_model_", None) is None:
         raise ModelError(f"STOP_MODE=model takes each stop from the meta-model's stop model, but "
                          f"{'there is no model at ' + settings.model_path if model is None else settings.model_path}"

@@ -68,6 +68,10 @@ def render_report(card: dict) -> str:
     else:
         lines.append(f"Proposed gate, written into the card: MIN_EXPECTED_R = {gate['min_expected_r']:+.3f} "
                      "(the bot uses it unless MIN_EXPECTED_R is set).")
+    live = card.get("live_expectation") or {}
+    if live.get("mean") is not None:
+        lines.append(f"Live watch: the gate's passed candidates made {live['mean']:+.2f}R (sd {live['sd']:.2f}, n "
+                     f"{live['n']}) out of sample; the running bot holds its trades to that (MODEL_DEGRADED_ACTION).")
     return "\n".join(lines)
 
 

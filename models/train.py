@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from models.dataset import Dataset, TrainingError, build_dataset
+from models.degradation import expectation
 from models.drift import reference as drift_reference
 from models.ensemble import MEMBERS, Ensemble, assess_predictions, failed_gates
 from models.evaluation import DayBootstrap, auc, choose_threshold, gate_report, mean
@@ -99,6 +100,8 @@ def train(ds: Dataset, policy: ExitPolicy, gates: dict, stop_bounds: tuple[float
     final = Ensemble(MEMBERS, seed).fit(ds.X, r_final)
     final.stop_model_ = final_stops  # None when too few winners: STOP_MODE=model then refuses the model at start
     return {"model": final, "folds": rows, "report": report, "proposed": proposed, "stops": stops.report(),
+            # what the live watch holds its trades to: the candidates each fold's gate passed, out of sample
+            "expectation": expectation(r[_passes(ens, thr_all, gates)]),
             "oos": {"expected_r": ens.expected_r, "r": r, "uncertainty": ens.uncertainty},
             "n_days": len(np.unique(ds.times[i_all].normalize()))}
 
@@ -209,6 +212,7 @@ def make_card(settings, splits: int, market, start, end, universe, policy: ExitP
         "stops": result["stops"],
         # what the live bot compares its recent candidates with (models/drift.py)
         "drift_reference": drift_reference(ds.X[list(FEATURE_NAMES)]),
+        "live_expectation": result["expectation"],  # models/degradation.py
         "oos_expected_r": {q: float(np.quantile(oos, v)) for q, v in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9),
                                                                       ("max", 1.0))},
     }

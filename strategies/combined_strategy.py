@@ -215,6 +215,9 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
             notes.append(Decision(Step.RISK, None, "flattened", "flatten complete: no positions, no open orders; "
                                   "HALTED until `python live_trader.py resume`"))
             flatten = False
+        observe = getattr(self.scorer, "observe_results", None)
+        if observe is not None:  # the model's live record: the trades entered since it was trained
+            observe(self.journal.entry_r_since(self.scorer.created))
         slot = floor_time(now, sleeptime_minutes(self.sleeptime)) if self.venue.live else None
         self.executor.slot = slot
         plan = plan_iteration(snap, s, self.scorer, strategy_name=STRATEGY_ID, trades=self.ledger.open_trades(),

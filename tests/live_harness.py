@@ -116,6 +116,7 @@ class LiveBot:
     env: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     wrap_session: object = None  # callable(session) -> None, e.g. to kill the bot at a chosen request
+    scorer: object = None  # a loaded meta-model; None: the rule-based score
 
     def __post_init__(self) -> None:
         RUNNING.append(self)
@@ -127,7 +128,7 @@ class LiveBot:
             self.wrap_session(data._session)
         self.gateway = AlpacaGateway(trading, data, self.settings.alpaca_data_feed, first_wait=0.01, max_wait=0.05)
         self.journal = Journal(self.journal_path)
-        self.strategy = build_strategy(self.settings, self.gateway, None, self.dry_run, journal=self.journal,
+        self.strategy = build_strategy(self.settings, self.gateway, self.scorer, self.dry_run, journal=self.journal,
                                        clock=lambda: self.srv.now)
         self.strategy.initialize()
 

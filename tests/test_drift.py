@@ -69,4 +69,4 @@ def test_the_installed_model_says_once_a_day_when_its_inputs_drift(tmp_path, cap
     drifted = [r for r in caplog.records if "drifted" in r.getMessage()]
     assert len(drifted) == 2 and all(r.levelname == "WARNING" for r in drifted), "once a day, as a warning"
     assert f"{FEATURE_NAMES[0]} " in drifted[0].getMessage()
-    assert model.drift().drifted.keys() == {FEATURE_NAMES[0]}
+    assert model.watch.drift().drifted.keys() == {FEATURE_NAMES[0]}

@@ -115,6 +115,8 @@ class Settings:
     model_horizon_bars: int
     max_model_age_days: float
     block_entries_on_stale_model: bool
+    model_degraded_action: str
+    model_watch_min_trades: int
     min_expected_r: float | None
     ensemble_agreement: float
     max_uncertainty: float

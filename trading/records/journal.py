@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS controls (
 """
 
 
+def _when(x) -> pd.Timestamp | None:
+    """A stored time as an aware Timestamp (naive ones are UTC), None when absent."""
+    if x is None:
+        return None
+    t = pd.Timestamp(x)
+    return t.tz_localize("UTC") if t.tzinfo is None else t
+
+
 def _t(x) -> str | None:
     if x is None:
         return None
@@ -68,7 +76,8 @@ class Journal:
         self._migrate()
         self._lock = threading.RLock()  # live fills arrive on Lumibot's callback thread
         self._depth = 0  # open transactions (nested ones join the outermost)
-        self._closed: tuple[list[float], list[float]] | None = None  # entry trades' (P&L, R), read once, then kept
+        # entry trades' (P&L, R, (entry time, R)), read once, then kept
+        self._closed: tuple[list[float], list[float], list[tuple]] | None = None
 
     def _migrate(self) -> None:
         """Journals written before a column existed gain it (a restart must read its own old journal)."""
@@ -157,6 +166,8 @@ class Journal:
             entries = [c for c in closed if c["kind"] != "hedge"]
             self._closed[0].extend(c["pnl_usd"] for c in entries)
             self._closed[1].extend(c["r_multiple"] for c in entries if c.get("r_multiple") is not None)
+            self._closed[2].extend((_when(c["entry_time"]), c["r_multiple"]) for c in entries
+                                   if c.get("r_multiple") is not None)
         self.conn.executemany(
             "INSERT INTO closed_trades (symbol, kind, qty, entry_time, entry_price, exit_time, exit_price, "
             "exit_reason, pnl_usd, return_pct, r_multiple, mfe_r, mae_r, hedged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -212,14 +223,21 @@ class Journal:
             raise ValueError(table)
         return pd.read_sql_query(f"SELECT * FROM {table} ORDER BY rowid", self.conn)
 
-    def _entry_results(self) -> tuple[list[float], list[float]]:
-        """(P&L, R) of the closed entry trades (hedges excluded), oldest first: read from the file once, then
-        only again after a trade closes (sizing and the streak check ask for them every iteration)."""
+    def _entry_results(self) -> tuple[list[float], list[float], list[tuple]]:
+        """(P&L, R, (entry time, R)) of the closed entry trades (hedges excluded), oldest first: read from the file
+        once, then kept current as trades close (sizing, the streak check and the model watch ask every
+        iteration)."""
         if self._closed is None:
-            rows = self.conn.execute("SELECT pnl_usd, r_multiple FROM closed_trades WHERE kind != 'hedge' "
-                                     "ORDER BY id").fetchall()
-            self._closed = ([p for p, _ in rows], [r for _, r in rows if r is not None])
+            rows = self.conn.execute("SELECT pnl_usd, r_multiple, entry_time FROM closed_trades WHERE kind != "
+                                     "'hedge' ORDER BY id").fetchall()
+            self._closed = ([p for p, _, _ in rows], [r for _, r, _ in rows if r is not None],
+                            [(_when(t), r) for _, r, t in rows if r is not None])
         return self._closed
+
+    def entry_r_since(self, since: datetime) -> list[float]:
+        """R multiples of the closed entry trades entered at or after `since` (aware), oldest first."""
+        since = pd.Timestamp(since)
+        return [r for when, r in self._entry_results()[2] if when is not None and when >= since]
 
     def r_multiples(self, limit: int = 200) -> list[float]:
         """R multiples of the most recent closed entry trades (hedges excluded), for the Kelly estimate."""

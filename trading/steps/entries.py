@@ -64,7 +64,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
     blocked_by = scorer.gate(snap.now) if hasattr(scorer, "gate") else None
     if blocked_by:
         decisions.append(Decision(step, None, "blocked", f"{len(candidates)} candidate(s) but {blocked_by}; no "
-                                  "entries this iteration", level="warning"))
+                                  "entries this iteration", level="warning", data={"gate": "model"}))
         return decisions
     rows = snap.rows(candidates)
     try:

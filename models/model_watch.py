@@ -1,0 +1,78 @@
+"""The installed model, watched while it trades: drift of its inputs and decay of its edge, said once a day.
+
+- inputs: the features of the last DRIFT_WINDOW candidates it scored, against the card's training deciles
+  (models/drift.py);
+- edge: the realised R of the trades entered since it was trained, against the card's out-of-sample record of
+  what its gate passed (models/degradation.py);
+- action (MODEL_DEGRADED_ACTION): `warn` only says so; `stop` also blocks new entries while the edge is judged
+  decayed, with the reason in the decision log (exits and protection go on).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.degradation import Verdict, judge
+from models.drift import DriftReport, drift_report
+
+logger = logging.getLogger("trader.model")
+DRIFT_WINDOW = 500  # the recent candidates whose features are compared with training's
+ACTIONS = ("warn", "stop")
+
+
+@dataclass
+class ModelWatch:
+    card: dict
+    features: tuple[str, ...]
+    action: str = "warn"  # MODEL_DEGRADED_ACTION
+    min_trades: int = 20  # MODEL_WATCH_MIN_TRADES
+    verdict: Verdict | None = None
+    _recent: deque = field(default_factory=lambda: deque(maxlen=DRIFT_WINDOW), repr=False)
+    _day: object = None
+    _said: dict = field(default_factory=dict)
+
+    def record(self, x: np.ndarray) -> None:
+        """Features of candidates just scored (complete rows only)."""
+        self._recent.extend(np.asarray(x, dtype=float).tolist())
+
+    def observe(self, results: list[float]) -> Verdict | None:
+        """R multiples of the trades entered since the model was trained, oldest first."""
+        self.verdict = judge(self.card.get("live_expectation") or {}, results, self.min_trades)
+        return self.verdict
+
+    def drift(self) -> DriftReport | None:
+        """PSI of the recent candidates against the card's reference; None before enough candidates or for a card
+        without one (trained before drift was recorded)."""
+        ref = self.card.get("drift_reference") or {}
+        return drift_report(ref, pd.DataFrame(list(self._recent), columns=list(self.features))) if ref else None
+
+    def blocks(self) -> str | None:
+        """Why new entries wait (MODEL_DEGRADED_ACTION=stop and the edge judged decayed), else None."""
+        if self.action == "stop" and self.verdict is not None and self.verdict.degraded:
+            return f"{self.verdict.describe()} (MODEL_DEGRADED_ACTION=stop)"
+        return None
+
+    def daily(self, day) -> None:
+        """Once a day: a warning while inputs have drifted or the edge has decayed; an info line when a reading
+        changes otherwise."""
+        if self._day == day:
+            return
+        self._day = day
+        report = self.drift()
+        if report is not None:
+            level = "drifted" if report.drifted else "watch" if report.watch else "stable"
+            self._say("drift", level, level == "drifted", report.describe())
+        if self.verdict is not None:
+            self._say("edge", self.verdict.degraded, self.verdict.degraded, self.verdict.describe())
+
+    def _say(self, what: str, reading, alarm: bool, text: str) -> None:
+        if alarm:
+            logger.warning(text)
+        elif self._said.get(what) != reading:
+            logger.info(text)
+        self._said[what] = reading
