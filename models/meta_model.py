@@ -128,6 +128,15 @@ class MetaModel:
                 out.loc[complete, "stop_pct"] = stops.predict(x[complete])
         return out
 
+    def fallback(self, now: datetime) -> str | None:
+        """Why entries are judged by the rule-based score instead of this model now (MODEL_DEGRADED_ACTION=
+        fallback and its edge decayed), else None."""
+        self.watch.daily(_aware(now).date())
+        if self.watch.falls_back():
+            return f"{self.watch.verdict.describe()}: entries judged by the rule-based score meanwhile " \
+                   "(MODEL_DEGRADED_ACTION=fallback)"
+        return None
+
     def observe_results(self, results: list[float]) -> None:
         """R multiples of the trades entered since the model was trained, oldest first (the decay watch)."""
         self.watch.observe(results)

@@ -5,7 +5,8 @@
 - edge: the realised R of the trades entered since it was trained, against the card's out-of-sample record of
   what its gate passed (models/degradation.py);
 - action (MODEL_DEGRADED_ACTION): `warn` only says so; `stop` also blocks new entries while the edge is judged
-  decayed, with the reason in the decision log (exits and protection go on).
+  decayed, with the reason in the decision log (exits and protection go on); `fallback` judges new entries by
+  the rule-based score instead of the model meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from models.drift import DriftReport, drift_report
 
 logger = logging.getLogger("trader.model")
 DRIFT_WINDOW = 500  # the recent candidates whose features are compared with training's
-ACTIONS = ("warn", "stop")
+ACTIONS = ("warn", "stop", "fallback")
 
 
 @dataclass
@@ -56,6 +57,10 @@ class ModelWatch:
         if self.action == "stop" and self.verdict is not None and self.verdict.degraded:
             return f"{self.verdict.describe()} (MODEL_DEGRADED_ACTION=stop)"
         return None
+
+    def falls_back(self) -> bool:
+        """MODEL_DEGRADED_ACTION=fallback and the edge judged decayed: the rule-based score judges entries."""
+        return self.action == "fallback" and self.verdict is not None and self.verdict.degraded
 
     def daily(self, day) -> None:
         """Once a day: a warning while inputs have drifted or the edge has decayed; an info line when a reading

@@ -72,7 +72,8 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
         self.sleeptime = p.get("sleeptime") or self.settings.sleeptime
         self.book: IndicatorBook | None = p.get("indicator_book")
         self.bar_period = pd.Timedelta(p.get("bar_period") or pd.Timedelta(hours=1))
-        self.scorer = p.get("scorer") or RuleConfidence(self.settings.rsi_oversold)
+        self.rule_scorer = RuleConfidence(self.settings.rsi_oversold)  # also MODEL_DEGRADED_ACTION=fallback's
+        self.scorer = p.get("scorer") or self.rule_scorer
         self.features = FeatureParams.from_settings(self.settings) if isinstance(self.scorer, MetaModel) else None
         self.cost_basis: dict[str, float] = dict(p.get("cost_basis") or {})
         self.journal = p.get("journal") or Journal(p.get("journal_path") or self.settings.journal_path)
@@ -215,12 +216,16 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
             notes.append(Decision(Step.RISK, None, "flattened", "flatten complete: no positions, no open orders; "
                                   "HALTED until `python live_trader.py resume`"))
             flatten = False
-        observe = getattr(self.scorer, "observe_results", None)
-        if observe is not None:  # the model's live record: the trades entered since it was trained
-            observe(self.journal.entry_r_since(self.scorer.created))
+        scorer = self.scorer
+        if isinstance(scorer, MetaModel):  # its live record: the trades entered since it was trained
+            scorer.observe_results(self.journal.entry_r_since(scorer.created))
+            why = scorer.fallback(snap.now)
+            if why:
+                notes.append(Decision(Step.ENTRY, None, "fallback", why, level="warning", data={"gate": "model"}))
+                scorer = self.rule_scorer
         slot = floor_time(now, sleeptime_minutes(self.sleeptime)) if self.venue.live else None
         self.executor.slot = slot
-        plan = plan_iteration(snap, s, self.scorer, strategy_name=STRATEGY_ID, trades=self.ledger.open_trades(),
+        plan = plan_iteration(snap, s, scorer, strategy_name=STRATEGY_ID, trades=self.ledger.open_trades(),
                               kelly_cap_usd=kelly_cap, mode=self.risk.mode, flatten=flatten, id_time=slot)
         decisions = notes + self.risk.review(plan.decisions, snap)
         inverse = sum(snap.value(x) for x in snap.holdings if x in s.inverse_symbols)

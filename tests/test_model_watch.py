@@ -66,7 +66,7 @@ def test_a_decayed_edge_warns_or_blocks_entries(tmp_path, caplog, action, blocke
 
 
 @pytest.mark.usefixtures("close_bots")
-@pytest.mark.parametrize("action", ["warn", "stop"])
+@pytest.mark.parametrize("action", ["warn", "stop", "fallback"])
 def test_stop_blocks_new_entries_through_the_strategy_on_the_fake_server(day_bars, tmp_path, action):
     from models.features import FeatureParams
     from tests.fake_alpaca import FakeAlpaca
@@ -92,6 +92,10 @@ def test_stop_blocks_new_entries_through_the_strategy_on_the_fake_server(day_bar
             assert entries == [] and not judged and any("decayed" in line for line in lines), lines
             blocked = [r for r in bot.strategy.decision_log.records if r["action"] == "blocked"]
             assert blocked and blocked[0].get("gate") == "model", "counted under its own gate"
+        elif action == "fallback":  # the rule-based score judges, and JPM's dip (RSI 3.7) goes out as a bracket
+            assert not judged and any("(rule)" in line for line in lines) and entries, lines
+            (note,) = [r for r in bot.strategy.decision_log.records if r["action"] == "fallback"]
+            assert "decayed" in note["reason"] and note.get("gate") == "model"
         else:  # warn: the candidates are judged as usual (the scripted window is too short for every feature)
             assert judged and not any("decayed" in line for line in lines), lines
         assert model.watch.verdict.n == 30 and model.watch.verdict.degraded

@@ -319,10 +319,12 @@ SPECS: tuple[Spec, ...] = (
          "A model older than this logs a warning every day.", lambda v: v > 0, group="model"),
     Spec("BLOCK_ENTRIES_ON_STALE_MODEL", "block_entries_on_stale_model", "false", _bool, "true or false",
          "Also block new entries while the model is older than MAX_MODEL_AGE_DAYS.", group="model"),
-    Spec("MODEL_DEGRADED_ACTION", "model_degraded_action", "warn", lambda s: s.strip().lower(), "warn or stop",
+    Spec("MODEL_DEGRADED_ACTION", "model_degraded_action", "warn", lambda s: s.strip().lower(),
+         "warn, stop or fallback",
          "When the trades entered since the model was trained average below what its out-of-sample record allows "
-         "(two standard errors): warn says so daily; stop also blocks new entries until they recover.",
-         lambda v: v in ("warn", "stop"), group="model"),
+         "(two standard errors): warn says so daily; stop also blocks new entries until they recover; fallback "
+         "judges new entries by the rule-based score (CONFIDENCE_THRESHOLD) meanwhile.",
+         lambda v: v in ("warn", "stop", "fallback"), group="model"),
     Spec("MODEL_WATCH_MIN_TRADES", "model_watch_min_trades", "20", _int, "5 <= x <= 500",
          "Closed trades needed before the model's live record is judged (its last 50 at most).",
          _between(5, 500), group="model"),
