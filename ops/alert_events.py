@@ -53,6 +53,13 @@ EVENTS: dict[str, EventSpec] = {
                                "BLOCK_ENTRIES_ON_STALE_MODEL) or failed to score", per_symbol=False),
     "model_stale": EventSpec("warning", "Model stale", "the meta-model is older than MAX_MODEL_AGE_DAYS "
                              "(checked at start and after each close)", per_symbol=False),
+    "model_drift": EventSpec("warning", "Model inputs drifted", "a feature's PSI against training >= 0.25 over the "
+                             "recent candidates (checked at start and after each close)", per_symbol=False),
+    "model_decayed": EventSpec("warning", "Model edge decayed", "the trades since training average two standard "
+                               "errors below its out-of-sample record (checked at start and after each close)",
+                               per_symbol=False),
+    "model_fallback": EventSpec("warning", "Entries on the rule score", "MODEL_DEGRADED_ACTION=fallback while the "
+                                "model's edge is decayed", per_symbol=False),
     "daily_summary": EventSpec("info", "Daily summary", "after the close: equity, day P&L, trades, open positions "
                                "with protection, gates that blocked entries (sent whatever ALERT_LEVEL with "
                                "ALERT_DAILY_SUMMARY=true)", per_symbol=False),
@@ -95,6 +102,7 @@ RULES: tuple[Rule, ...] = (
     Rule("plan", "data", "stale_data"),
     Rule(None, "denied", "stale_data", gate="stale_data"),
     Rule("entry", "blocked", "model_blocked"),
+    Rule("entry", "fallback", "model_fallback"),
     Rule("protect", "protect", "unprotected"),
     Rule("protect", "software-stop", "software_stop"),
     Rule("protect", "cover", "short_position"),
@@ -192,6 +200,24 @@ def model_stale_event(scorer, now: datetime) -> AlertEvent | None:
     blocks = "entries are blocked" if getattr(scorer, "block_when_stale", False) else "entries still use it"
     return make("model_stale", f"{scorer.name} is {age:.0f} days old (MAX_MODEL_AGE_DAYS={max_age:g}); {blocks}. "
                 "Retrain with: python -m models.train")
+
+
+def model_watch_events(scorer) -> list[AlertEvent]:
+    """What the installed model's watch sees (models/model_watch.py): drifted inputs, a decayed edge; [] for the
+    rule score or when all is well."""
+    watch = getattr(scorer, "watch", None)
+    if watch is None:
+        return []
+    out = []
+    report = watch.drift()
+    if report is not None and report.drifted:
+        out.append(make("model_drift", report.describe()))
+    if watch.verdict is not None and watch.verdict.degraded:
+        action = {"warn": "entries still use it", "stop": "new entries are blocked",
+                  "fallback": "entries are judged by the rule-based score"}.get(watch.action, watch.action)
+        out.append(make("model_decayed", f"{scorer.name}: {watch.verdict.describe()}; {action} "
+                        f"(MODEL_DEGRADED_ACTION={watch.action}). Retrain with: python -m models.train"))
+    return out
 
 
 def _answer(order: dict) -> str:

@@ -28,6 +28,7 @@ from ops.alert_events import (
     event_for,
     make,
     model_stale_event,
+    model_watch_events,
 )
 from ops.daily_summary import daily_summary, last_sample_day
 from trading.settings import Settings
@@ -77,7 +78,8 @@ class StrategyAlerts:
         self.alerter.flush()  # what the worker sent since, into the journal's alerts table
 
     def check_model(self, now: datetime) -> None:
-        self.send(model_stale_event(self.scorer, now), now)
+        for ev in (model_stale_event(self.scorer, now), *model_watch_events(self.scorer)):
+            self.send(ev, now)
 
     def market_closed(self, now: datetime) -> str | None:
         """The daily summary of the session that just closed, once; returns what became of it (None: not due)."""

@@ -178,6 +178,12 @@ def test_a_stale_model_blocking_entries_and_a_failing_one_are_model_blocked():
     assert events(rows_of(stale + broken, NOW)) == [("model_blocked", "warning", "model_blocked")] * 2
 
 
+def test_entries_on_the_rule_score_while_the_model_has_decayed_are_an_alert():
+    note = Decision(Step.ENTRY, None, "fallback", "the last 30 trades ... decayed: entries judged by the rule-based "
+                    "score meanwhile (MODEL_DEGRADED_ACTION=fallback)", level="warning", data={"gate": "model"})
+    assert events(rows_of([note], NOW)) == [("model_fallback", "warning", "model_fallback")]
+
+
 # ---------------------------------------------------------------------------------------------- outage
 def test_broker_outage_notes_carry_their_action_and_need_no_text_parsing():
     log, alerter = DecisionLog(Journal()), RecordingAlerter()

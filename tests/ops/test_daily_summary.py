@@ -197,3 +197,30 @@ def test_the_launcher_announces_the_stop_when_lumibots_trader_returns_or_fails(m
     else:
         assert launcher.run(Settings.defaults(), None, None, False) == 0
         assert stopped == [None]
+
+
+def test_a_drifted_or_decayed_model_is_announced_after_each_close(journal, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from models.drift import reference
+    from models.features import FEATURE_NAMES
+    from models.meta_model import load_meta_model
+    from tests.test_meta_model import PARAMS, constant_model
+
+    rng = np.random.default_rng(3)
+    train_x = pd.DataFrame(rng.normal(0, 1, (1_000, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    path = constant_model(tmp_path, (0.5, 0.5, 0.5), created=at(1, 9), drift_reference=reference(train_x),
+                          live_expectation={"mean": 0.2, "sd": 1.2, "n": 1_000})
+    model = load_meta_model(path, PARAMS, max_age_days=30)
+    model.watch.action = "stop"
+    alerter = RecordingAlerter()
+    alerts = StrategyAlerts(alerter, journal, lambda: at(5, 9), scorer=model).attach(DecisionLog(journal), Ledger())
+    assert alerter.sent == [], "a healthy model: nothing to say"
+    model.assess(train_x.iloc[:300] + 2.0)  # every feature two standard deviations off
+    model.observe_results([-0.6] * 30)
+    alerts.market_closed(at(5, 16, 5))
+    sent = {a["event"]: a for a in alerter.sent}
+    assert set(sent) >= {"model_drift", "model_decayed"}
+    assert "features drifted" in sent["model_drift"]["text"]
+    assert "new entries are blocked (MODEL_DEGRADED_ACTION=stop)" in sent["model_decayed"]["text"]
