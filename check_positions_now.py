@@ -74,7 +74,7 @@ def live(args, settings) -> int:
     from broker.launcher import LaunchError, connect
     from broker.snapshot import build_live_snapshot
     from trading.records.positions_view import needs_attention, position_rows, render, to_json
-    from trading.records.status import read_status, streams_line
+    from trading.records.status import model_watch_line, read_status, streams_line
 
     try:
         gateway, account = connect(settings)
@@ -95,7 +95,9 @@ def live(args, settings) -> int:
         print(json.dumps({**data, "bot": {"time": (bot or {}).get("time"), "streams": (bot or {}).get("streams")}},
                          indent=2))
     else:
-        print("\n".join([render(rows, totals, source), *short_lines(shorts), streams_line(bot)]))
+        watch = model_watch_line(bot)
+        print("\n".join([render(rows, totals, source), *short_lines(shorts), streams_line(bot),
+                         *([watch] if watch else [])]))
     return 1 if needs_attention(totals) or shorts else 0
 
 

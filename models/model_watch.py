@@ -52,6 +52,15 @@ class ModelWatch:
         ref = self.card.get("drift_reference") or {}
         return drift_report(ref, pd.DataFrame(list(self._recent), columns=list(self.features))) if ref else None
 
+    def status(self) -> dict:
+        """The readings for the status record (the API, the dashboard, check_positions_now.py)."""
+        report, v = self.drift(), self.verdict
+        drift = None if report is None else {"candidates": report.rows, "drifted": report.drifted,
+                                             "watch": report.watch, "describe": report.describe()}
+        edge = None if v is None else {"trades": v.n, "average_r": v.mean, "floor_r": v.floor,
+                                       "expected_r": v.expected, "decayed": v.degraded, "describe": v.describe()}
+        return {"action": self.action, "drift": drift, "edge": edge}
+
     def blocks(self) -> str | None:
         """Why new entries wait (MODEL_DEGRADED_ACTION=stop and the edge judged decayed), else None."""
         if self.action == "stop" and self.verdict is not None and self.verdict.degraded:

@@ -31,7 +31,8 @@ class OperatedBot:
                               risk_why=self.risk.describe(), iterations=self.iterations, next_at=next_at,
                               model=self.scorer.describe(), model_created=getattr(self.scorer, "created", None),
                               session=self.session, started=self.started, account=self.account_label,
-                              streams=self.streams.status() if self.streams is not None else None)
+                              streams=self.streams.status() if self.streams is not None else None,
+                              model_watch=watch.status() if (watch := getattr(self.scorer, "watch", None)) else None)
         write_status(self.journal, status, now)
         return snap
 

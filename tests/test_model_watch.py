@@ -99,6 +99,14 @@ def test_stop_blocks_new_entries_through_the_strategy_on_the_fake_server(day_bar
         else:  # warn: the candidates are judged as usual (the scripted window is too short for every feature)
             assert judged and not any("decayed" in line for line in lines), lines
         assert model.watch.verdict.n == 30 and model.watch.verdict.degraded
+        from trading.records.status import model_watch_line, read_status
+
+        status = read_status(journal)  # what the API, the dashboard and check_positions_now.py read
+        edge = status["model"]["watch"]["edge"]
+        assert edge["decayed"] and edge["trades"] == 30 and edge["average_r"] == pytest.approx(-0.6)
+        assert status["model"]["watch"]["action"] == action
+        line = model_watch_line(status)
+        assert f"MODEL_DEGRADED_ACTION={action}" in line and "edge has decayed" in line
     finally:
         srv.stop()
 
@@ -113,3 +121,10 @@ def test_the_settings_reach_the_watch(tmp_path):
     assert (model.watch.action, model.watch.min_trades) == ("stop", 40)
     model.observe_results([-0.6] * 39)
     assert model.watch.verdict is None, "fewer than MODEL_WATCH_MIN_TRADES: no verdict yet"
+
+
+def test_no_model_no_watch_line():
+    from trading.records.status import model_watch_line
+
+    assert model_watch_line({"model": {"describe": "rule-based", "watch": None}}) is None
+    assert model_watch_line(None) is None

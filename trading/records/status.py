@@ -66,7 +66,8 @@ def hedge_view(snap: Snapshot, s: Settings) -> dict:
 def build_status(snap: Snapshot, s: Settings, *, mode: str, strategy: str, risk_mode: str, risk_why: str,
                  iterations: int, next_at: datetime | None, model: str, model_created: datetime | None,
                  broker_reachable: bool = True, outage_iterations: int = 0, session: str | None = "regular",
-                 started: datetime | None = None, account: str = "", streams: dict | None = None) -> dict:
+                 started: datetime | None = None, account: str = "", streams: dict | None = None,
+                 model_watch: dict | None = None) -> dict:
     rows, totals = position_rows(snap, s)
     for r in rows:
         r["short"] = (r.get("qty") or 0) < 0
@@ -76,7 +77,8 @@ def build_status(snap: Snapshot, s: Settings, *, mode: str, strategy: str, risk_
         "started": started.isoformat() if started else None, "session": session,
         "risk": {"mode": risk_mode, "why": risk_why},
         "broker": {"reachable": broker_reachable, "outage_iterations": outage_iterations},
-        "model": {"describe": model, "created": model_created.isoformat() if model_created else None},
+        "model": {"describe": model, "created": model_created.isoformat() if model_created else None,
+                  "watch": model_watch},
         "account_values": {"equity": snap.portfolio_value, "cash": snap.cash},
         "positions": rows, "totals": totals, "orders": order_rows(snap.open_orders), "hedge": hedge_view(snap, s),
         "streams": streams,
@@ -112,6 +114,17 @@ def read_status(journal_path) -> dict | None:
     finally:
         con.close()
     return json.loads(row[0]) if row else None
+
+
+def model_watch_line(status: dict | None) -> str | None:
+    """One line on the installed model's drift and edge (models/model_watch.py), None without a model's watch."""
+    watch = ((status or {}).get("model") or {}).get("watch")
+    if not watch:
+        return None
+    drift, edge = watch.get("drift"), watch.get("edge")
+    parts = [drift["describe"] if drift else "inputs: too few candidates scored yet to judge drift",
+             edge["describe"] if edge else "edge: too few trades since training to judge it"]
+    return f"model watch (MODEL_DEGRADED_ACTION={watch.get('action')}): " + "; ".join(parts)
 
 
 def streams_line(status: dict | None) -> str:
