@@ -28,7 +28,8 @@ from backtest.scenario import StartingBook
 from marketdata.csv_source import DataError
 
 NY = "America/New_York"
-SLIPPED_ROLES = {"entry", "exit", "trim", "time-exit", "hedge", "unhedge", "partial", "stop", "software-stop"}
+SLIPPED_ROLES = {"entry", "exit", "trim", "time-exit", "model-exit", "hedge", "unhedge", "partial", "stop",
+                 "software-stop"}
 LIMIT_ROLES = {"target"}
 
 

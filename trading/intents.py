@@ -31,6 +31,7 @@ class IntentKind(StrEnum):
     MOVE_STOP = "move-stop"  # replace a resting stop leg in place (breakeven, trailing): never unprotected
     PARTIAL = "partial"  # cancel legs, sell part, re-protect the rest
     TIME_EXIT = "time-exit"  # close a trade that made no progress
+    MODEL_EXIT = "model-exit"  # close a trade the meta-model, re-scored, no longer expects to pay (EXIT_CONFIDENCE)
     FLATTEN = "flatten"  # the human's flatten command: close everything, cancel everything
     CANCEL = "cancel"  # cancel open entry orders (on a halt)
 
@@ -51,7 +52,7 @@ class Intent:
     def protective(self) -> bool:
         """Allowed even when HALTED: attaching protection, closing positions, tightening a stop."""
         return self.kind in (IntentKind.PROTECT, IntentKind.EXIT, IntentKind.MOVE_STOP, IntentKind.FLATTEN,
-                             IntentKind.TIME_EXIT, IntentKind.CANCEL)
+                             IntentKind.TIME_EXIT, IntentKind.MODEL_EXIT, IntentKind.CANCEL)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def client_order_id(strategy: str, symbol: str, intent: str, bar_time: datetime,
 
 ROLE_OF_INTENT = {"enter": "entry", "hedge": "hedge", "protect": "protect", "exit": "exit", "trim": "trim",
                   "trim-oco": "protect", "unhedge": "unhedge", "partial": "partial", "partial-oco": "protect",
-                  "time-exit": "time-exit", "flatten": "flatten", "reprotect": "protect", "cover": "cover"}
+                  "time-exit": "time-exit", "model-exit": "model-exit", "flatten": "flatten", "reprotect": "protect",
+                  "cover": "cover"}
 
 
 def role_from_client_id(cid: str | None) -> str | None:

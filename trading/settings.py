@@ -118,6 +118,7 @@ class Settings:
     model_degraded_action: str
     model_watch_min_trades: int
     min_expected_r: float | None
+    exit_confidence: float | None
     ensemble_agreement: float
     max_uncertainty: float
     reports_dir: str

@@ -332,6 +332,10 @@ SPECS: tuple[Spec, ...] = (
          "Meta-model gate: enter when the ensemble's expected R (realised R of the exit policy, net of costs) is "
          "at least this. Empty: the threshold training proposed in the model card (0 when it proposed none). The "
          "rule-based score ignores it.", lambda v: v is None or -5 <= v <= 5, group="model"),
+    Spec("EXIT_CONFIDENCE", "exit_confidence", "", _opt_float, "empty or -5 <= x <= 5",
+         "With a meta-model: each iteration re-scores every open trade, and one whose expected R has fallen below "
+         "this is closed at market (legs cancelled first; exit reason 'model'). Empty: off.",
+         lambda v: v is None or -5 <= v <= 5, group="model"),
     Spec("ENSEMBLE_AGREEMENT", "ensemble_agreement", "0.5", _float, "0 <= x <= 1",
          "Meta-model gate: at least this share of the ensemble's members must predict R >= MIN_EXPECTED_R (0.5: "
          "two of three; 1: all). All agreeing also sizes the entry up 1.5x, as a rule score above 0.85 does.",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from trading.intents import Intent, IntentKind
 from trading.orders import LimitOrder, MarketOrder, OcoOrder, Order
 
-FULL_EXITS = (IntentKind.EXIT, IntentKind.TIME_EXIT, IntentKind.UNHEDGE, IntentKind.FLATTEN)
+FULL_EXITS = (IntentKind.EXIT, IntentKind.TIME_EXIT, IntentKind.MODEL_EXIT, IntentKind.UNHEDGE, IntentKind.FLATTEN)
 DUST = 1e-9
 
 

@@ -21,8 +21,8 @@ import pandas as pd
 logger = logging.getLogger("trader.ledger")
 SHORT_CLOSING_ROLES = ("cover", "flatten")  # buys that only ever close a short
 EXIT_REASON = {"stop": "stop", "target": "take_profit", "exit": "software_stop", "trim": "trim",
-               "unhedge": "hedge_unwind", "partial": "partial", "time-exit": "time", "flatten": "manual",
-               "unknown": "manual"}
+               "unhedge": "hedge_unwind", "partial": "partial", "time-exit": "time", "model-exit": "model",
+               "flatten": "manual", "unknown": "manual"}
 CLOSED_COLUMNS = ["symbol", "kind", "qty", "entry_time", "entry_price", "exit_time", "exit_price", "exit_reason",
                   "pnl_usd", "return_pct", "r_multiple", "mfe_r", "mae_r", "hedged"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 BLOCKED_ACTIONS = ("skip", "denied", "blocked")
-EXIT_ORDER = ("take_profit", "partial", "trailing", "breakeven", "stop", "software_stop", "time", "trim",
+EXIT_ORDER = ("take_profit", "partial", "trailing", "breakeven", "stop", "software_stop", "time", "model", "trim",
               "hedge_unwind", "manual")
 
 

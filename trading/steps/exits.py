@@ -3,6 +3,8 @@
 For every open trade the bot opened or adopted (hedges excluded: breadth manages them), in order of
 precedence, at most one action per iteration:
 - time exit: after TIME_EXIT_HOURS trading hours without ever reaching +1R, close it;
+- model exit: with EXIT_CONFIDENCE and a meta-model, a trade whose re-scored expected R is below it is closed
+  (`rescore` scores every open trade once per iteration, in one call);
 - partial take-profit: at +PARTIAL_AT_R, cancel the legs, sell half, re-protect the rest (stop at
   least at breakeven, target unchanged);
 - breakeven: at +BREAKEVEN_AT_R move the stop to entry + 0.1%;
@@ -26,7 +28,23 @@ from trading.snapshot import Snapshot
 BREAKEVEN_OFFSET = 0.001
 
 
-def plan_exits(snap: Snapshot, s: Settings, trades: dict[str, Lot], exiting: set[str], ids) -> list[Decision]:
+def rescore(snap: Snapshot, s: Settings, scorer, trades: dict[str, Lot]) -> tuple[dict[str, float], list[Decision]]:
+    """({symbol: expected R now} of the open entry trades, notes) for EXIT_CONFIDENCE; nothing without the setting
+    or a meta-model. A scoring failure exits nothing and says so."""
+    held = sorted(sym for sym, lot in trades.items() if lot.kind != "hedge" and sym in snap.holdings
+                  and sym not in s.inverse_symbols)
+    if s.exit_confidence is None or not hasattr(scorer, "assess") or not held:
+        return {}, []
+    try:
+        expected = scorer.assess(snap.rows(held))["expected_r"].to_numpy(dtype=float)
+    except Exception as exc:  # noqa: BLE001 - a failing model must not block the rest of the exit policy
+        return {}, [Decision(Step.EXITS, None, "skip", f"re-scoring the open trades failed ({type(exc).__name__}: "
+                             f"{exc}); no model exits this iteration", level="warning")]
+    return dict(zip(held, expected.tolist(), strict=True)), []
+
+
+def plan_exits(snap: Snapshot, s: Settings, trades: dict[str, Lot], exiting: set[str], ids,
+               model_r: dict[str, float] | None = None) -> list[Decision]:
     step = Step.EXITS
     out: list[Decision] = []
     inverse = set(s.inverse_symbols)
@@ -35,21 +53,35 @@ def plan_exits(snap: Snapshot, s: Settings, trades: dict[str, Lot], exiting: set
         h = snap.holdings.get(sym)
         price = snap.price(sym)
         if (h is None or h.qty <= 0 or sym in exiting or sym in inverse or lot.kind == "hedge"
-                or lot.risk_per_share is None or not math.isfinite(price)):
+                or not math.isfinite(price)):
             continue
-        r_now, r_best = lot.r_at(price), lot.r_at(lot.highest)
         prot = snap.protection(sym)
-        stops = [o for o in snap.orders_for(sym) if o.is_protective_stop]
-        current_stop = prot.stop_price if prot.stop_price is not None else lot.stop
+        known = lot.risk_per_share is not None  # an adopted winner whose stop was re-anchored above its cost: not
+        r_now, r_best = (lot.r_at(price), lot.r_at(lot.highest)) if known else (None, None)
         data = {"r": r_now, "r_best": r_best, "price": price}
 
-        if s.time_exit_hours > 0 and lot.hours_held >= s.time_exit_hours and r_best < 1.0:
+        if known and s.time_exit_hours > 0 and lot.hours_held >= s.time_exit_hours and r_best < 1.0:
             sell = build_market(sym, h.qty, "sell", ids(sym, "time-exit"), snap.session, price)
             if not isinstance(sell, Refusal):
                 out.append(Decision(step, sym, "time-exit", f"{lot.hours_held:.0f} trading hours without reaching "
                                     f"+1R (best {r_best:+.2f}R, now {r_now:+.2f}R): sell {h.qty:g} sh at market",
                                     Intent(IntentKind.TIME_EXIT, sym, (sell,), prot.order_ids), data=data))
                 continue
+
+        er = (model_r or {}).get(sym, math.nan)
+        if s.exit_confidence is not None and er < s.exit_confidence:  # NaN (no complete features) never is
+            sell = build_market(sym, h.qty, "sell", ids(sym, "model-exit"), snap.session, price)
+            if not isinstance(sell, Refusal):
+                now = f"now {r_now:+.2f}R" if known else f"now {price:.2f}"
+                out.append(Decision(step, sym, "model-exit", f"re-scored: expected R {er:+.2f} < EXIT_CONFIDENCE "
+                                    f"{s.exit_confidence:+.2f} ({now}): sell {h.qty:g} sh at market",
+                                    Intent(IntentKind.MODEL_EXIT, sym, (sell,), prot.order_ids),
+                                    data={**data, "expected_r": er}))
+                continue
+        if not known:
+            continue
+        stops = [o for o in snap.orders_for(sym) if o.is_protective_stop]
+        current_stop = prot.stop_price if prot.stop_price is not None else lot.stop
 
         if s.partial_at_r > 0 and not lot.partial_done and r_now >= s.partial_at_r and h.qty >= 2:
             d = _partial(snap, s, lot, sym, h.qty, price, current_stop, prot, ids, data)

@@ -8,6 +8,7 @@ PRECEDENCE, highest first (the table test in tests/test_planner.py walks this sa
   flatten    the human's command: close everything
   exit       software stop: the position is past its stop with no server-side stop
   time-exit  a trade that made no progress is closed
+  model-exit a trade the re-scored meta-model no longer expects to pay is closed (EXIT_CONFIDENCE)
   unhedge    the hedge is unwound (or escalated) in full
   partial    half is sold at +R, the rest re-protected
   trim       sold down to the cap, the rest re-protected (so it also does a bare protect's job)
@@ -30,15 +31,15 @@ from trading.risk.verdict import Mode
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 from trading.steps.entries import plan_entries
-from trading.steps.exits import plan_exits
+from trading.steps.exits import plan_exits, rescore
 from trading.steps.halt import plan_cancel_entries, plan_flatten
 from trading.steps.hedging import measure_breadth, plan_hedge
 from trading.steps.protection import plan_protection
 from trading.steps.rebalancing import plan_trims
 
 K = IntentKind
-PRECEDENCE: tuple[IntentKind, ...] = (K.FLATTEN, K.EXIT, K.TIME_EXIT, K.UNHEDGE, K.PARTIAL, K.TRIM, K.CANCEL,
-                                      K.PROTECT, K.MOVE_STOP, K.HEDGE, K.ENTER)
+PRECEDENCE: tuple[IntentKind, ...] = (K.FLATTEN, K.EXIT, K.TIME_EXIT, K.MODEL_EXIT, K.UNHEDGE, K.PARTIAL, K.TRIM,
+                                      K.CANCEL, K.PROTECT, K.MOVE_STOP, K.HEDGE, K.ENTER)
 RANK = {kind: i for i, kind in enumerate(PRECEDENCE)}
 
 
@@ -79,8 +80,10 @@ def plan_iteration(snap: Snapshot, s: Settings, scorer: ConfidenceModel, strateg
         return plan
 
     protection = plan_protection(snap, s, ids)
-    exits = plan_exits(snap, s, trades or {}, protection.exiting, ids)
-    selling = protection.exiting | {d.symbol for d in exits if d.intent and d.intent.kind in (K.TIME_EXIT, K.PARTIAL)}
+    model_r, notes = rescore(snap, s, scorer, trades or {})
+    exits = notes + plan_exits(snap, s, trades or {}, protection.exiting, ids, model_r)
+    selling = protection.exiting | {d.symbol for d in exits
+                                    if d.intent and d.intent.kind in (K.TIME_EXIT, K.MODEL_EXIT, K.PARTIAL)}
     trims = plan_trims(snap, s, protection.levels, selling, ids)
     decisions = [*protection.decisions, *exits]
     if mode == Mode.HALTED:
