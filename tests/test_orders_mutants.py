@@ -134,12 +134,14 @@ def test_role_table_is_exact():
     assert ROLE_OF_INTENT == {
         "enter": "entry", "hedge": "hedge", "protect": "protect", "exit": "exit", "trim": "trim",
         "trim-oco": "protect", "unhedge": "unhedge", "partial": "partial", "partial-oco": "protect",
-        "time-exit": "time-exit", "flatten": "flatten", "reprotect": "protect", "cover": "cover"}
+        "time-exit": "time-exit", "model-exit": "model-exit", "flatten": "flatten", "reprotect": "protect",
+        "cover": "cover"}
 
 
 @pytest.mark.parametrize("cid, role", [
     (None, None), ("", None), ("abc", None), ("a-b-c-d", None), ("s-AAPL-enter-20240305T1430-abc", "entry"),
-    ("s-AAPL-time-exit-20240305T1430-abc", "time-exit"), ("s-AAPL-bogus-20240305T1430-abc", None),
+    ("s-AAPL-time-exit-20240305T1430-abc", "time-exit"), ("s-AAPL-model-exit-20240305T1430-abc", "model-exit"),
+    ("s-AAPL-bogus-20240305T1430-abc", None),
     ("s-AAPL-enter-20240305T1430", None), ("0b1c2d3e-aaaa-bbbb-cccc-dddddddddddd", None),
 ])
 def test_role_from_client_id_reads_only_the_bots_ids(cid, role):

@@ -31,9 +31,10 @@ def _decision(kind: IntentKind, symbol: str = "AAPL") -> Decision:
 
 @pytest.mark.parametrize(("mode", "allowed"), [
     ("REDUCING", {IntentKind.PROTECT, IntentKind.EXIT, IntentKind.MOVE_STOP, IntentKind.TRIM, IntentKind.UNHEDGE,
-                  IntentKind.PARTIAL, IntentKind.TIME_EXIT, IntentKind.FLATTEN, IntentKind.CANCEL}),
-    ("HALTED", {IntentKind.PROTECT, IntentKind.EXIT, IntentKind.MOVE_STOP, IntentKind.TIME_EXIT, IntentKind.FLATTEN,
-                IntentKind.CANCEL}),
+                  IntentKind.PARTIAL, IntentKind.TIME_EXIT, IntentKind.MODEL_EXIT, IntentKind.FLATTEN,
+                  IntentKind.CANCEL}),
+    ("HALTED", {IntentKind.PROTECT, IntentKind.EXIT, IntentKind.MOVE_STOP, IntentKind.TIME_EXIT, IntentKind.MODEL_EXIT,
+                IntentKind.FLATTEN, IntentKind.CANCEL}),
 ])
 def test_graded_states_let_through_only_what_they_allow(mode, allowed):
     rc = RiskController(s(), Journal())
