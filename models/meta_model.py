@@ -107,9 +107,10 @@ class MetaModel:
             return f"the meta-model is {age:.0f} days old (> MAX_MODEL_AGE_DAYS={self.max_age_days:g})"
         return None
 
-    def assess(self, rows: pd.DataFrame) -> pd.DataFrame:
+    def assess(self, rows: pd.DataFrame, record: bool = True) -> pd.DataFrame:
         """expected_r, agreement and uncertainty per row (and stop_pct when the model has a stop model); NaN for a
-        row without complete features (it never passes the gate)."""
+        row without complete features (it never passes the gate). `record`: the rows are entry candidates, kept
+        for the drift watch (open trades re-scored for EXIT_CONFIDENCE are not)."""
         missing = [f for f in FEATURE_NAMES if f not in rows.columns]
         if missing:
             raise ValueError(f"feature column(s) missing from the market rows: {', '.join(missing[:5])}")
@@ -119,7 +120,8 @@ class MetaModel:
         columns = ["expected_r", "agreement", "uncertainty"] + (["stop_pct"] if stops is not None else [])
         out = pd.DataFrame(np.nan, index=rows.index, columns=columns)
         if complete.any():
-            self.watch.record(x[complete].to_numpy())
+            if record:
+                self.watch.record(x[complete].to_numpy())
             a = self.estimator.assess(x[complete], self.min_expected_r)
             out.loc[complete, "expected_r"] = a.expected_r
             out.loc[complete, "agreement"] = a.agreement

@@ -36,7 +36,8 @@ def rescore(snap: Snapshot, s: Settings, scorer, trades: dict[str, Lot]) -> tupl
     if s.exit_confidence is None or not hasattr(scorer, "assess") or not held:
         return {}, []
     try:
-        expected = scorer.assess(snap.rows(held))["expected_r"].to_numpy(dtype=float)
+        # held trades are not candidates: their features stay out of the drift watch's window
+        expected = scorer.assess(snap.rows(held), record=False)["expected_r"].to_numpy(dtype=float)
     except Exception as exc:  # noqa: BLE001 - a failing model must not block the rest of the exit policy
         return {}, [Decision(Step.EXITS, None, "skip", f"re-scoring the open trades failed ({type(exc).__name__}: "
                              f"{exc}); no model exits this iteration", level="warning")]
@@ -56,7 +57,7 @@ def plan_exits(snap: Snapshot, s: Settings, trades: dict[str, Lot], exiting: set
                 or not math.isfinite(price)):
             continue
         prot = snap.protection(sym)
-        known = lot.risk_per_share is not None  # an adopted winner whose stop was re-anchored above its cost: not
+        known = lot.risk_per_share is not None  # None: an adopted winner whose stop was re-anchored above its cost
         r_now, r_best = (lot.r_at(price), lot.r_at(lot.highest)) if known else (None, None)
         data = {"r": r_now, "r_best": r_best, "price": price}
 
