@@ -33,6 +33,7 @@ class ModelWatch:
     action: str = "warn"  # MODEL_DEGRADED_ACTION
     min_trades: int = 20  # MODEL_WATCH_MIN_TRADES
     verdict: Verdict | None = None
+    report: DriftReport | None = None  # the last daily drift reading (the status shows it; PSI is not free)
     _recent: deque = field(default_factory=lambda: deque(maxlen=DRIFT_WINDOW), repr=False)
     _day: object = None
     _said: dict = field(default_factory=dict)
@@ -53,8 +54,9 @@ class ModelWatch:
         return drift_report(ref, pd.DataFrame(list(self._recent), columns=list(self.features))) if ref else None
 
     def status(self) -> dict:
-        """The readings for the status record (the API, the dashboard, check_positions_now.py)."""
-        report, v = self.drift(), self.verdict
+        """The readings for the status record (the API, the dashboard, check_positions_now.py), written every
+        iteration: the drift as of the last daily check."""
+        report, v = self.report, self.verdict
         drift = None if report is None else {"candidates": report.rows, "drifted": report.drifted,
                                              "watch": report.watch, "describe": report.describe()}
         edge = None if v is None else {"trades": v.n, "average_r": v.mean, "floor_r": v.floor,
@@ -77,7 +79,7 @@ class ModelWatch:
         if self._day == day:
             return
         self._day = day
-        report = self.drift()
+        self.report = report = self.drift()
         if report is not None:
             level = "drifted" if report.drifted else "watch" if report.watch else "stable"
             self._say("drift", level, level == "drifted", report.describe())

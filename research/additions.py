@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from research.cli import add_run_arguments, add_walk_forward_arguments, base_settings, make_runner
 from research.space import KNOWN, Param, parse_param
-from research.sweep import OBJECTIVES, as_env, optimise
+from research.sweep import as_env, optimise
 from research.walkforward import Fold, folds
 
 CUTOFF = date(2018, 12, 31)  # later bars are kept for other people's out-of-sample review (data/daily/README.md)
@@ -193,23 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="csv:data/daily", help="csv:DIR or alpaca (daily bars)")
     ap.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START, help="first training day")
     ap.add_argument("--end", type=date.fromisoformat, default=CUTOFF, help=f"last test day, at most {CUTOFF}")
-    ap.add_argument("--train-days", type=int, default=730)
-    ap.add_argument("--test-days", type=int, default=365)
-    ap.add_argument("--gap-days", type=int, default=5, help="days between a training and its test window")
-    ap.add_argument("--trials", type=int, default=8, help="trials per fold for an addition with a space")
-    ap.add_argument("--objective", choices=OBJECTIVES, default="ret_over_dd")
-    ap.add_argument("--min-trades", type=int, default=10, help="a trial with fewer closed trades does not count")
+    add_walk_forward_arguments(ap, train_days=730, test_days=365, trials=8)
     ap.add_argument("--only", default=None, help="NAME,NAME: these declared additions only (see --list)")
     ap.add_argument("--addition", action="append", help=f"one more (repeat); {SYNTAX}; UNIVERSE=* is every stock")
     ap.add_argument("--list", action="store_true", help="list the declared additions and stop")
-    ap.add_argument("--runner", choices=("ray", "serial"), default="ray")
-    ap.add_argument("--address", default=None, help="join an existing Ray cluster (default: a local one)")
-    ap.add_argument("--cpus", type=int, default=None, help="local Ray: CPUs to use (default: all)")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--profile", default=None, help="base settings profile every addition starts from")
-    ap.add_argument("--env-file", type=Path, default=Path(".env"))
-    ap.add_argument("--out", type=Path, default=None, help="folder for the additions folder (default REPORTS_DIR)")
-    ap.add_argument("--no-progress", action="store_true")
+    add_run_arguments(ap, "additions")
     args = ap.parse_args(argv)
     if args.end > CUTOFF:
         print(f"error: --end {args.end} is after {CUTOFF}: bars after {CUTOFF} are kept for out-of-sample review "
@@ -236,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     from trading.settings import Settings, SettingsError
 
     try:
-        settings = Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": args.profile} if args.profile
-                                 else None)
+        settings = base_settings(args)
         market, *_ = load_market(BacktestConfig(data=args.data, start=args.start, end=args.end, timeframe="day",
                                                 progress=not args.no_progress), settings)
         if market.last_bar().date() > CUTOFF:
@@ -260,8 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, SettingsError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from research.trials import RayRunner, SerialRunner
-
     t0 = time.perf_counter()
     fold_models = None
     if any(a.model for a in additions):
@@ -274,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:  # TrainingError: too little data before a fold to train its model
             print(f"error: the model additions need a model per fold: {exc}", file=sys.stderr)
             return 2
-    runner = RayRunner(market, base, args.address, args.cpus) if args.runner == "ray" else SerialRunner(market, base)
+    runner = make_runner(args, market, base)
     try:
         result = run_additions(runner, additions, resolved, args, progress=not args.no_progress,
                                fold_models=fold_models)

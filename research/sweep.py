@@ -19,16 +19,14 @@ import math
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from research import overfitting
+from research.cli import add_run_arguments, add_walk_forward_arguments, base_settings, make_runner
 from research.space import Param, build_space
 from research.walkforward import Fold, folds
-
-OBJECTIVES = ("ret_over_dd", "sharpe", "return")
 
 
 def score(result: dict, objective: str, min_trades: int) -> float | None:
@@ -150,21 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeframe", choices=("hour", "day"), default="hour", help="--data alpaca: bar size")
     ap.add_argument("--start", type=date.fromisoformat, required=True)
     ap.add_argument("--end", type=date.fromisoformat, required=True)
-    ap.add_argument("--train-days", type=int, default=365)
-    ap.add_argument("--test-days", type=int, default=182)
-    ap.add_argument("--gap-days", type=int, default=5, help="days between a training and its test window")
-    ap.add_argument("--trials", type=int, default=30, help="trials per fold")
-    ap.add_argument("--objective", choices=OBJECTIVES, default="ret_over_dd")
-    ap.add_argument("--min-trades", type=int, default=10, help="a trial with fewer closed trades does not count")
+    add_walk_forward_arguments(ap, train_days=365, test_days=182, trials=30)
     ap.add_argument("--param", action="append", help="NAME=LOW:HIGH[:log|:int]; repeat (default: the built-in space)")
-    ap.add_argument("--runner", choices=("ray", "serial"), default="ray")
-    ap.add_argument("--address", default=None, help="join an existing Ray cluster (default: a local one)")
-    ap.add_argument("--cpus", type=int, default=None, help="local Ray: CPUs to use (default: all)")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--profile", default=None, help="base settings profile the sweep starts from")
-    ap.add_argument("--env-file", type=Path, default=Path(".env"))
-    ap.add_argument("--out", type=Path, default=None, help="folder for the sweep folder (default REPORTS_DIR)")
-    ap.add_argument("--no-progress", action="store_true")
+    add_run_arguments(ap, "sweep")
     args = ap.parse_args(argv)
     from research.report import write_report
     from utils import lumibot_env
@@ -172,12 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     lumibot_env.prepare(backtesting=True)
     from backtest.runner import BacktestConfig, load_market
     from marketdata.csv_source import DataError
-    from trading.settings import Settings, SettingsError
+    from trading.settings import SettingsError
 
     try:
         space = build_space(args.param)
-        settings = Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": args.profile} if args.profile
-                                 else None)
+        settings = base_settings(args)
         folds(args.start, args.end, args.train_days, args.test_days, args.gap_days)  # fail before loading data
         config = BacktestConfig(data=args.data, start=args.start, end=args.end, timeframe=args.timeframe,
                                 progress=not args.no_progress)
@@ -185,11 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, SettingsError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from research.trials import RayRunner, SerialRunner
-
     t0 = time.perf_counter()
-    base = settings.strategy_env()  # what each trial starts from before its sampled settings
-    runner = RayRunner(market, base, args.address, args.cpus) if args.runner == "ray" else SerialRunner(market, base)
+    runner = make_runner(args, market, settings.strategy_env())  # each trial: these, then its sampled settings
     try:
         result = run_sweep(runner, space, args, progress=not args.no_progress)
     finally:

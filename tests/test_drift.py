@@ -70,3 +70,5 @@ def test_the_installed_model_says_once_a_day_when_its_inputs_drift(tmp_path, cap
     assert len(drifted) == 2 and all(r.levelname == "WARNING" for r in drifted), "once a day, as a warning"
     assert f"{FEATURE_NAMES[0]} " in drifted[0].getMessage()
     assert model.watch.drift().drifted.keys() == {FEATURE_NAMES[0]}
+    status = model.watch.status()["drift"]  # what the status record shows: the day's reading
+    assert status["drifted"].keys() == {FEATURE_NAMES[0]} and status["candidates"] == 300

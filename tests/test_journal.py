@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -92,3 +92,25 @@ def test_a_live_decision_log_keeps_only_recent_lines_in_memory_and_all_in_the_jo
     for i in range(5):
         backtest.note(datetime(2024, 3, 5, 10, i), "plan", f"line {i}")
     assert len(backtest.frame()) == 5, "a backtest's report writes every line"
+
+
+def test_the_closed_entry_results_sizing_the_streak_and_the_model_watch_read():
+    """Kelly reads the newest R first, the losing streak the last P&L oldest first, the model watch the R of
+    trades entered since a time; hedges are none of them; a trade closing later is seen without a re-read."""
+    from datetime import timedelta
+
+    t0 = datetime(2024, 3, 4, 15, tzinfo=UTC)
+
+    def closed(k: int, r, kind="entry"):
+        return {"symbol": "JPM", "kind": kind, "qty": 1, "entry_time": t0 + timedelta(days=k), "entry_price": 100.0,
+                "exit_time": t0 + timedelta(days=k + 1), "exit_price": 100.0, "exit_reason": "stop",
+                "pnl_usd": 10.0 * k, "return_pct": 0.0, "r_multiple": r, "mfe_r": 0.0, "mae_r": 0.0, "hedged": False}
+
+    j = Journal()
+    j.record_fill(t0, "f1", "JPM", "sell", 1, 100.0, "stop",
+                  [closed(0, 1.0), closed(1, None), closed(2, 3.0, kind="hedge"), closed(3, -1.0)])
+    assert j.r_multiples() == [-1.0, 1.0] and j.r_multiples(limit=1) == [-1.0]
+    assert j.recent_results(2) == [10.0, 30.0] and j.recent_results(0) == []
+    assert j.entry_r_since(t0 + timedelta(days=1)) == [-1.0]
+    j.record_fill(t0, "f2", "JPM", "sell", 1, 100.0, "target", [closed(4, 2.0), closed(5, 9.0, kind="hedge")])
+    assert j.r_multiples()[0] == 2.0 and j.recent_results(1) == [40.0] and j.entry_r_since(t0)[-1] == 2.0

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 import pandas as pd
@@ -76,8 +77,8 @@ class Journal:
         self._migrate()
         self._lock = threading.RLock()  # live fills arrive on Lumibot's callback thread
         self._depth = 0  # open transactions (nested ones join the outermost)
-        # entry trades' (P&L, R, (entry time, R)), read once, then kept
-        self._closed: tuple[list[float], list[float], list[tuple]] | None = None
+        # closed entry trades as (P&L, R, entry time), oldest first: read once, then kept current
+        self._entries: list[tuple[float, float | None, pd.Timestamp | None]] | None = None
 
     def _migrate(self) -> None:
         """Journals written before a column existed gain it (a restart must read its own old journal)."""
@@ -162,12 +163,9 @@ class Journal:
 
     def _write_closed(self, closed: Iterable[dict]) -> None:
         closed = list(closed)
-        if closed and self._closed is not None:  # keep the cache current rather than re-reading the table
-            entries = [c for c in closed if c["kind"] != "hedge"]
-            self._closed[0].extend(c["pnl_usd"] for c in entries)
-            self._closed[1].extend(c["r_multiple"] for c in entries if c.get("r_multiple") is not None)
-            self._closed[2].extend((_when(c["entry_time"]), c["r_multiple"]) for c in entries
-                                   if c.get("r_multiple") is not None)
+        if closed and self._entries is not None:  # keep the cache current rather than re-reading the table
+            self._entries.extend((c["pnl_usd"], c.get("r_multiple"), _when(c["entry_time"])) for c in closed
+                                 if c["kind"] != "hedge")
         self.conn.executemany(
             "INSERT INTO closed_trades (symbol, kind, qty, entry_time, entry_price, exit_time, exit_price, "
             "exit_reason, pnl_usd, return_pct, r_multiple, mfe_r, mae_r, hedged) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -223,29 +221,27 @@ class Journal:
             raise ValueError(table)
         return pd.read_sql_query(f"SELECT * FROM {table} ORDER BY rowid", self.conn)
 
-    def _entry_results(self) -> tuple[list[float], list[float], list[tuple]]:
-        """(P&L, R, (entry time, R)) of the closed entry trades (hedges excluded), oldest first: read from the file
-        once, then kept current as trades close (sizing, the streak check and the model watch ask every
-        iteration)."""
-        if self._closed is None:
+    def _entry_results(self) -> list[tuple[float, float | None, pd.Timestamp | None]]:
+        """(P&L, R, entry time) of the closed entry trades (hedges excluded), oldest first: read from the file once,
+        then kept current as trades close (sizing, the streak check and the model watch ask every iteration)."""
+        if self._entries is None:
             rows = self.conn.execute("SELECT pnl_usd, r_multiple, entry_time FROM closed_trades WHERE kind != "
                                      "'hedge' ORDER BY id").fetchall()
-            self._closed = ([p for p, _, _ in rows], [r for _, r, _ in rows if r is not None],
-                            [(_when(t), r) for _, r, t in rows if r is not None])
-        return self._closed
+            self._entries = [(p, r, _when(t)) for p, r, t in rows]
+        return self._entries
 
     def entry_r_since(self, since: datetime) -> list[float]:
         """R multiples of the closed entry trades entered at or after `since` (aware), oldest first."""
         since = pd.Timestamp(since)
-        return [r for when, r in self._entry_results()[2] if when is not None and when >= since]
+        return [r for _, r, when in self._entry_results() if r is not None and when is not None and when >= since]
 
     def r_multiples(self, limit: int = 200) -> list[float]:
         """R multiples of the most recent closed entry trades (hedges excluded), for the Kelly estimate."""
-        return self._entry_results()[1][::-1][:limit]
+        return list(islice((r for _, r, _ in reversed(self._entry_results()) if r is not None), limit))
 
     def recent_results(self, n: int) -> list[float]:
         """P&L of the last `n` closed trades, oldest first (entries only; hedges do not make a streak)."""
-        return self._entry_results()[0][-n:] if n > 0 else []
+        return [p for p, _, _ in self._entry_results()[-n:]] if n > 0 else []
 
 
 class _Transaction:

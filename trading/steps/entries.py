@@ -3,8 +3,8 @@
 Candidates: universe stocks with RSI below RSI_OVERSOLD (with REENTRY_DAYS, also those whose last trade ended
 at its take-profit within that many days while the close stays above the 200-bar trend line: the trend that
 paid is bought again), not held, without an open entry order and not being sold this iteration; none while
-bellwether breadth is at or above BEARISH_THRESHOLD (with
-BREADTH_ENTRY_GATE: the market looks overextended and the hedge is on); then the entry filters
+bellwether breadth is at or above BEARISH_THRESHOLD (with BREADTH_ENTRY_GATE: the market looks overextended and
+the hedge is on); then the entry filters
 (entry_filters.py: market volatility, trend, volatility band, liquidity, spread, correlation with the book).
 All candidates left are scored in one batched call and judged by the gates of the scorer (_judge: the rule
 score against CONFIDENCE_THRESHOLD, or the meta-model's expected R, agreement and uncertainty); they are

@@ -68,9 +68,9 @@ def long_book(snap: Snapshot, s: Settings) -> dict[str, float]:
 def choose_inverse(breadth: float, snap: Snapshot, s: Settings) -> tuple[str, str]:
     """(symbol, why) per the rule in the module docstring."""
     if s.enable_leveraged_hedge and breadth >= s.hedge_leveraged_breadth:
-        long_book_ = long_book(snap, s)
-        total = sum(long_book_.values())
-        tech = sum(v for sym, v in long_book_.items() if sym in s.nasdaq_symbols)
+        book = long_book(snap, s)
+        total = sum(book.values())
+        tech = sum(v for sym, v in book.items() if sym in s.nasdaq_symbols)
         share = tech / total if total > 0 else 0.0
         if total > 0 and share >= s.hedge_tech_share:
             return s.inverse_etfs["tech"], f"extreme breadth and {share:.0%} of the long book in Nasdaq names"
