@@ -73,6 +73,7 @@ def live(args, settings) -> int:
     from broker.errors import BrokerUnavailable
     from broker.launcher import LaunchError, connect
     from broker.snapshot import build_live_snapshot
+    from models.schedule import life_line
     from trading.records.positions_view import needs_attention, position_rows, render, to_json
     from trading.records.status import model_watch_line, read_status, streams_line
 
@@ -95,9 +96,8 @@ def live(args, settings) -> int:
         print(json.dumps({**data, "bot": {"time": (bot or {}).get("time"), "streams": (bot or {}).get("streams")}},
                          indent=2))
     else:
-        watch = model_watch_line(bot)
-        print("\n".join([render(rows, totals, source), *short_lines(shorts), streams_line(bot),
-                         *([watch] if watch else [])]))
+        extra = [line for line in (life_line(settings), model_watch_line(bot)) if line]
+        print("\n".join([render(rows, totals, source), *short_lines(shorts), streams_line(bot), *extra]))
     return 1 if needs_attention(totals) or shorts else 0
 
 

@@ -8,6 +8,7 @@ the regular session (09:30-16:00) are dropped with a warning, because Lumibot wo
 trading hours.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,9 @@ def read_symbol_csv(path: Path) -> pd.DataFrame:
         return int(i) + 2
 
     try:
-        times = pd.to_datetime(raw[time_col], errors="coerce", utc=False, format="mixed")
+        with warnings.catch_warnings():  # mixed offsets are handled below (_to_new_york)
+            warnings.simplefilter("ignore", FutureWarning)
+            times = pd.to_datetime(raw[time_col], errors="coerce", utc=False, format="mixed")
     except ValueError:  # pandas refuses a column that mixes UTC offsets
         raise DataError(f"{name}: timestamps mix time zones; use one zone (or naive New York times).") from None
     bad = np.flatnonzero(times.isna().to_numpy())
@@ -134,10 +137,14 @@ def read_symbol_csv(path: Path) -> pd.DataFrame:
 
 
 def _to_new_york(times: pd.Series, name: str) -> pd.Series:
+    if times.dtype == object:
+        # offsets that differ (New York's -05:00 and -04:00 across daylight saving, as pandas writes a New York
+        # index) are instants all the same; a mix of naive and aware values is not
+        if all(getattr(t, "tzinfo", None) is not None for t in times):
+            return pd.to_datetime(times, utc=True).dt.tz_convert(NY)
+        raise DataError(f"{name}: timestamps mix naive and zoned values; use one form (or naive New York times).")
     if getattr(times.dt, "tz", None) is not None:
         return times.dt.tz_convert(NY)
-    if times.dtype == object:  # mixed offsets or a mix of naive and aware values
-        raise DataError(f"{name}: timestamps mix time zones; use one zone (or naive New York times).")
     return times.dt.tz_localize(NY, ambiguous="NaT", nonexistent="shift_forward")
 
 

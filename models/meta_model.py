@@ -31,6 +31,10 @@ DEFAULT_MIN_EXPECTED_R = 0.0  # the gate when the card proposes no threshold: a 
 class ModelError(ValueError):
     """The model file or its card cannot be trusted or used; the message says why and what to do."""
 
+    def one_line(self) -> str:
+        """The message on one line (its problems joined), for a decision log line or an alert."""
+        return " ".join(line.strip() for line in str(self).splitlines())
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -42,6 +46,19 @@ def sha256_file(path: Path) -> str:
 
 def card_path(model_path: Path) -> Path:
     return Path(model_path).with_suffix(".json")
+
+
+def model_file(model_path: Path, card: dict) -> Path:
+    """The file the card vouches for: MODEL_PATH itself, or the version the champion's card names
+    (models/registry.py), which must lie inside MODEL_PATH's folder."""
+    name = card.get("model_file")
+    if not isinstance(name, str) or "/" not in name:
+        return Path(model_path)
+    folder = Path(model_path).parent.resolve()
+    target = (folder / name).resolve()
+    if folder not in target.parents:
+        raise ModelError(f"the card's model_file {name!r} points outside {folder}; it is not loaded")
+    return target
 
 
 @dataclass
@@ -78,9 +95,13 @@ class MetaModel:
             return "MIN_EXPECTED_R"
         return "the card" if (self.card.get("gate") or {}).get("min_expected_r") is not None else "default"
 
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version") or "unversioned")
+
     def describe(self) -> str:
         w = self.card["training_window"]
-        return (f"meta-model {self.path.name} (trained {self.card['created'][:10]} on {w['start']} .. {w['end']}, "
+        return (f"meta-model {self.version} (trained {self.card['created'][:10]} on {w['start']} .. {w['end']}, "
                 f"walk-forward AUC {_fmt(self.card['metrics']['overall'].get('auc'))}; gate expected R >= "
                 f"{self.min_expected_r:+.3f} from {self.threshold_source()})")
 
@@ -139,9 +160,10 @@ class MetaModel:
                    "(MODEL_DEGRADED_ACTION=fallback)"
         return None
 
-    def observe_results(self, results: list[float]) -> None:
-        """R multiples of the trades entered since the model was trained, oldest first (the decay watch)."""
-        self.watch.observe(results)
+    def observe_results(self, results: list[float], predictions: list[tuple[float, float]] | None = None) -> None:
+        """R multiples of the trades entered since the model was trained, oldest first (the decay watch); and,
+        when given, their (expected R at entry, realised R) pairs (the calibration watch)."""
+        self.watch.observe(results, predictions)
 
     def score(self, rows: pd.DataFrame) -> np.ndarray:
         """The expected R (what candidates are ranked by)."""
@@ -152,9 +174,9 @@ def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days:
                     block_when_stale: bool = False, min_expected_r: float | None = None) -> MetaModel | None:
     """The model at `model_path`, or None when there is no model file (rule-based confidence then)."""
     path = Path(model_path)
-    if not path.exists():
-        return None
     cpath = card_path(path)
+    if not path.exists() and not cpath.exists():
+        return None
     if not cpath.exists():
         raise ModelError(f"{path} has no model card ({cpath.name}); it is not loaded (a joblib file runs code when "
                          "loaded). Retrain with: python -m models.train, or remove the file to use the rule-based "
@@ -165,6 +187,10 @@ def load_meta_model(model_path: str | Path, params: FeatureParams, max_age_days:
         raise ModelError(f"{cpath} is not valid JSON ({exc}); retrain with: python -m models.train") from None
     if not isinstance(card, dict):
         raise ModelError(f"{cpath} is not a model card (a JSON object); retrain with: python -m models.train")
+    path = model_file(path, card)
+    if not path.is_file():
+        raise ModelError(f"{cpath.name} names the model file {path}, which does not exist; roll back with: python -m "
+                         "models.train rollback, or retrain with: python -m models.train")
     problems = check_card(card, path, params)
     if problems:
         raise ModelError(f"{path} is not loaded:\n  - " + "\n  - ".join(problems)

@@ -1,28 +1,23 @@
 """What training leaves behind: the model file with its card, the printed report and the validation plot."""
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from models.evaluation import fmt_ci
-from models.meta_model import sha256_file
 
 
-def write_model(out: Path, model, card: dict) -> Path:
-    import joblib
+def write_model(model_path: Path, model, card: dict, plot: Path | None = None,
+                reason: str = "trained with python -m models.train") -> Path:
+    """Install a trained model as the champion at `model_path` (a new version, then the champion's card swapped
+    atomically: models/registry.py); returns `model_path`."""
+    from models.registry import ModelStore
 
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "meta_model.joblib"
-    tmp = path.with_suffix(".joblib.tmp")
-    joblib.dump(model, tmp)
-    card["sha256"] = sha256_file(tmp)
-    card_tmp = out / "meta_model.json.tmp"
-    card_tmp.write_text(json.dumps(_clean(card), indent=2))
-    tmp.replace(path)  # model and card change together: each is written whole, then moved into place
-    card_tmp.replace(out / "meta_model.json")
-    return path
+    store = ModelStore(model_path)
+    card["version"] = store.add(model, card, plot)
+    store.promote(card["version"], reason)
+    return Path(model_path)
 
 
 def render_report(card: dict) -> str:

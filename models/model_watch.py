@@ -4,6 +4,8 @@
   (models/drift.py);
 - edge: the realised R of the trades entered since it was trained, against the card's out-of-sample record of
   what its gate passed (models/degradation.py);
+- calibration: of those trades, the realised R against the expected R the model gave each at entry, by quantile
+  bin and as a slope (models/calibration.py); a warning while realised R falls as expected R rises;
 - action (MODEL_DEGRADED_ACTION): `warn` only says so; `stop` also blocks new entries while the edge is judged
   decayed, with the reason in the decision log (exits and protection go on); `fallback` judges new entries by
   the rule-based score instead of the model meanwhile.
@@ -18,6 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.calibration import MIN_TRADES as CALIBRATION_MIN_TRADES
+from models.calibration import Calibration
+from models.calibration import calibration as read_calibration
 from models.degradation import Verdict, judge
 from models.drift import DriftReport, drift_report
 
@@ -34,6 +39,9 @@ class ModelWatch:
     min_trades: int = 20  # MODEL_WATCH_MIN_TRADES
     verdict: Verdict | None = None
     report: DriftReport | None = None  # the last daily drift reading (the status shows it; PSI is not free)
+    calibration_min_trades: int = CALIBRATION_MIN_TRADES
+    calibration: Calibration | None = None  # the last daily calibration reading
+    _predictions: list | None = field(default=None, repr=False)  # (expected R at entry, realised R) of its trades
     _recent: deque = field(default_factory=lambda: deque(maxlen=DRIFT_WINDOW), repr=False)
     _day: object = None
     _said: dict = field(default_factory=dict)
@@ -42,9 +50,13 @@ class ModelWatch:
         """Features of candidates just scored (complete rows only)."""
         self._recent.extend(np.asarray(x, dtype=float).tolist())
 
-    def observe(self, results: list[float]) -> Verdict | None:
-        """R multiples of the trades entered since the model was trained, oldest first."""
+    def observe(self, results: list[float], predictions: list[tuple[float, float]] | None = None) -> Verdict | None:
+        """R multiples of the trades entered since the model was trained, oldest first; `predictions`, when given,
+        the (expected R at entry, realised R) pairs of those trades (Journal.entry_predictions_since), whose
+        calibration the daily check reads."""
         self.verdict = judge(self.card.get("live_expectation") or {}, results, self.min_trades)
+        if predictions is not None:
+            self._predictions = list(predictions)
         return self.verdict
 
     def drift(self) -> DriftReport | None:
@@ -61,7 +73,8 @@ class ModelWatch:
                                              "watch": report.watch, "describe": report.describe()}
         edge = None if v is None else {"trades": v.n, "average_r": v.mean, "floor_r": v.floor,
                                        "expected_r": v.expected, "decayed": v.degraded, "describe": v.describe()}
-        return {"action": self.action, "drift": drift, "edge": edge}
+        cal = None if self.calibration is None else self.calibration.as_dict()
+        return {"action": self.action, "drift": drift, "edge": edge, "calibration": cal}
 
     def blocks(self) -> str | None:
         """Why new entries wait (MODEL_DEGRADED_ACTION=stop and the edge judged decayed), else None."""
@@ -74,8 +87,8 @@ class ModelWatch:
         return self.action == "fallback" and self.verdict is not None and self.verdict.degraded
 
     def daily(self, day) -> None:
-        """Once a day: a warning while inputs have drifted or the edge has decayed; an info line when a reading
-        changes otherwise."""
+        """Once a day: a warning while inputs have drifted, the edge has decayed or the calibration is inverted; an
+        info line when a reading changes otherwise."""
         if self._day == day:
             return
         self._day = day
@@ -85,6 +98,10 @@ class ModelWatch:
             self._say("drift", level, level == "drifted", report.describe())
         if self.verdict is not None:
             self._say("edge", self.verdict.degraded, self.verdict.degraded, self.verdict.describe())
+        if self._predictions is not None:
+            self.calibration = cal = read_calibration(self._predictions, self.calibration_min_trades)
+            if cal is not None:
+                self._say("calibration", cal.trend, cal.inverted, cal.describe())
 
     def _say(self, what: str, reading, alarm: bool, text: str) -> None:
         if alarm:

@@ -2,14 +2,16 @@
 
   python -m models.train --data builtin [--start 2021-01-04 --end 2023-12-29] [--out models/]
   python -m models.train --data csv:DIR --timeframe day [--start ... --end ...] [--splits 5]
+  python -m models.train --schedule [--once] | history | rollback      (models/manage.py)
 
 The label is the realised R of the bot's own exit policy (exit_sim.py), net of costs. Three model families
 (ensemble.py) are fitted on expanding walk-forward folds with a purge gap of the label horizon; every figure
 printed is out of sample, with its candidate count and a day-bootstrap 95% interval (evaluation.py). The
 gate's threshold (MIN_EXPECTED_R) is proposed from those out-of-sample predictions and written into the card;
 the threshold each fold is judged with is chosen on the earlier folds only, so the reported gate was never
-tuned on the candidates it is reported on. Writes meta_model.joblib, meta_model.json (the card) and
-validation.png into --out. The default built-in window ends before the default backtest year (2024).
+tuned on the candidates it is reported on. Installs the model as the champion in --out (a new version in
+versions/, the card meta_model.json pointing at it: models/registry.py) and writes validation.png. The
+default built-in window ends before the default backtest year (2024).
 """
 
 import argparse
@@ -116,6 +118,11 @@ def _span(timeline: pd.DatetimeIndex, span: tuple[int, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in argv for a in ("--schedule", "--once", "history", "rollback")):
+        from models.manage import main as manage
+
+        return manage(argv)
     ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="builtin", help="builtin, csv:DIR or alpaca (cached in BAR_CACHE_DIR)")
     ap.add_argument("--timeframe", choices=("hour", "day"), default="hour", help="--data alpaca: bar size")
@@ -147,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print()
     print(render_report(card))
-    print(f"\nWrote {path}, {path.with_suffix('.json').name} and validation.png in {out} "
-          f"({card['train_seconds']:.0f} s).")
+    print(f"\nInstalled as the champion {card.get('version', '')} ({path.with_suffix('.json')} points at "
+          f"versions/{card.get('version', '')}); validation.png in {out} ({card['train_seconds']:.0f} s). The one "
+          "before: python -m models.train rollback.")
     return 0
 
 
@@ -171,8 +179,9 @@ def fit_model(settings, market, start: date, end: date, out: Path, splits: int =
                    progress=progress)
     card = make_card(settings, splits, market, start, end, universe, policy, params, ds, result, gates)
     card["train_seconds"] = time.perf_counter() - t0
-    path = write_model(out, result["model"], card)
+    out.mkdir(parents=True, exist_ok=True)
     plot_validation(out / "validation.png", result["oos"], result["proposed"])
+    path = write_model(out / Path(settings.model_path).name, result["model"], card, out / "validation.png")
     return path, card
 
 

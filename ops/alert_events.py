@@ -56,10 +56,17 @@ EVENTS: dict[str, EventSpec] = {
     "model_drift": EventSpec("warning", "Model inputs drifted", "a feature's PSI against training >= 0.25 over the "
                              "recent candidates (checked at start and after each close)", per_symbol=False),
     "model_decayed": EventSpec("warning", "Model edge decayed", "the trades since training average two standard "
-                               "errors below its out-of-sample record (checked at start and after each close)",
+                               "errors below its out-of-sample record, or their realised R falls as its expected R "
+                               "rises (calibration; checked at start and after each close)",
                                per_symbol=False),
     "model_fallback": EventSpec("warning", "Entries on the rule score", "MODEL_DEGRADED_ACTION=fallback while the "
                                 "model's edge is decayed", per_symbol=False),
+    "model_changed": EventSpec("warning", "Model changed", "the bot picked up a new champion (a scheduled retrain "
+                               "promoted it, a hand-trained one, or a rollback): old and new versions",
+                               per_symbol=False),
+    "retrain_failed": EventSpec("warning", "Retrain failed", "a scheduled retrain failed (bad data, too few "
+                                "candidates, a crash) or its new champion was refused: the old model stays, and why",
+                                per_symbol=False),
     "daily_summary": EventSpec("info", "Daily summary", "after the close: equity, day P&L, trades, open positions "
                                "with protection, gates that blocked entries (sent whatever ALERT_LEVEL with "
                                "ALERT_DAILY_SUMMARY=true)", per_symbol=False),
@@ -103,6 +110,8 @@ RULES: tuple[Rule, ...] = (
     Rule(None, "denied", "stale_data", gate="stale_data"),
     Rule("entry", "blocked", "model_blocked"),
     Rule("entry", "fallback", "model_fallback"),
+    Rule("plan", "model-changed", "model_changed"),
+    Rule("plan", "retrain-failed", "retrain_failed"),
     Rule("protect", "protect", "unprotected"),
     Rule("protect", "software-stop", "software_stop"),
     Rule("protect", "cover", "short_position"),
@@ -217,6 +226,10 @@ def model_watch_events(scorer) -> list[AlertEvent]:
                   "fallback": "entries are judged by the rule-based score"}.get(watch.action, watch.action)
         out.append(make("model_decayed", f"{scorer.name}: {watch.verdict.describe()}; {action} "
                         f"(MODEL_DEGRADED_ACTION={watch.action}). Retrain with: python -m models.train"))
+    cal = getattr(watch, "calibration", None)
+    if cal is not None and cal.inverted:  # its best-rated trades did worst: a ranking gone wrong, whatever the mean
+        out.append(make("model_decayed", f"{scorer.name}: {cal.describe()}. Retrain with: python -m models.train",
+                        key="model_decayed:calibration"))
     return out
 
 

@@ -23,8 +23,6 @@ import math
 import threading
 
 import pandas as pd
-from lumibot.entities import Asset
-from lumibot.entities import Order as LumiOrder
 from lumibot.strategies import Strategy
 
 from backtest.venue import BacktestVenue
@@ -37,6 +35,8 @@ from models.features import FEATURE_HISTORY_BARS, FeatureParams
 from models.meta_model import MetaModel, threshold_warning
 from ops.alerts import Alerter, NullAlerter
 from ops.strategy_alerts import StrategyAlerts
+from strategies.lumibot_books import LumibotBooks
+from strategies.model_life import ModelLifeBot
 from strategies.operated import OperatedBot
 from strategies.streaming import StreamingBot
 from trading.confidence import RuleConfidence
@@ -53,7 +53,7 @@ from trading.records.status import mark_outage
 from trading.risk import build_risk
 from trading.settings import Settings, sleeptime_minutes
 from trading.sizing import kelly_risk_cap
-from trading.snapshot import LOOKUP_COLUMNS, Holding, OpenOrder, Snapshot
+from trading.snapshot import Snapshot
 from trading.steps.entry_filters import spread_note
 from trading.steps.planner import plan_iteration
 from trading.steps.protection import plan_protection
@@ -63,7 +63,7 @@ STRATEGY_ID = "combined"
 LIVE_RECORDS_KEPT = 5_000  # decision lines kept in memory by a live bot (tools and tests read the recent ones)
 
 
-class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
+class CombinedStrategy(LumibotBooks, ModelLifeBot, OperatedBot, StreamingBot, Strategy):
     parameters: dict = {}
 
     def initialize(self) -> None:
@@ -121,6 +121,7 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
             if warning:
                 self.decision_log.note(now, "plan", warning, "warning")
         if gateway is not None:
+            self._start_model_life()
             self._reconcile(now)
             self.alerts.started(self.settings, gateway, bool(p.get("dry_run")))  # paper or LIVE, masked account
             self._start_streams()
@@ -218,7 +219,8 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
             flatten = False
         scorer = self.scorer
         if isinstance(scorer, MetaModel):  # its live record: the trades entered since it was trained
-            scorer.observe_results(self.journal.entry_r_since(scorer.created))
+            scorer.observe_results(self.journal.entry_r_since(scorer.created),
+                                   self.journal.entry_predictions_since(scorer.created))
             why = scorer.fallback(snap.now)
             if why:
                 notes.append(Decision(Step.ENTRY, None, "fallback", why, level="warning", data={"gate": "model"}))
@@ -246,6 +248,7 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
         gw = self.venue.gw
         clock = gw.clock()
         self.session = session_now(clock, now, self.settings.enable_extended_hours)
+        self._model_life(now, closed=self.session != "regular")  # a new champion; after the close, a retrain
         # orders that only work in the regular session are not sent once it has closed mid-iteration
         self.executor.session_ends = pd.Timestamp(clock.next_close) if self.session == "regular" else None
         if self.session is None:
@@ -262,33 +265,6 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
     def _hedged_now(self) -> bool:
         snap = self._last_snapshot
         return bool(snap and any(x in self.settings.inverse_symbols for x in snap.holdings))
-
-    # ------------------------------------------------------------------ the backtest snapshot
-    def snapshot_from_lumibot(self, now) -> Snapshot:
-        market, lookups = self.book.as_of(now, lookups=True)
-        holdings = {}
-        for pos in self.get_positions():
-            sym = pos.asset.symbol
-            qty = float(pos.quantity)
-            if qty == 0 or pos.asset.asset_type not in ("stock", Asset.AssetType.STOCK):
-                continue
-            cost = pos.avg_fill_price if pos.avg_fill_price else self.cost_basis.get(sym)
-            holdings[sym] = Holding(sym, qty, float(cost) if cost else None)
-        orders = tuple(o for o in (_open_order(x) for x in self.open_lumibot_orders()) if o is not None)
-        missing = [s for s in holdings if s not in self.book.symbols]
-        notes = tuple(f"{sym}: held but no price data" for sym in missing)
-        for col in LOOKUP_COLUMNS:
-            lookups[col].update(dict.fromkeys(missing, math.nan))
-        return Snapshot(now=now, cash=float(self.get_cash()), portfolio_value=float(self.get_portfolio_value()),
-                        holdings=holdings, open_orders=orders, market=market, notes=notes, lookups=lookups)
-
-    def open_lumibot_orders(self) -> list[LumiOrder]:
-        """Open orders only. Lumibot's broker keeps them in their own buckets; scanning every order ever
-        tracked (get_orders) grows with the run. A filled bracket parent stays "active" while its legs
-        rest, so filled and canceled orders are dropped: the legs are listed on their own."""
-        active = getattr(self.broker, "get_active_tracked_orders", None)
-        orders = active(strategy=self.name) if callable(active) else self.get_orders()
-        return [o for o in orders if o.is_active() and not o.is_filled() and not o.is_canceled()]
 
     # ------------------------------------------------------------------ execution
     def execute(self, intent: Intent, snap: Snapshot) -> None:
@@ -326,17 +302,3 @@ class CombinedStrategy(OperatedBot, StreamingBot, Strategy):
             if d.intent is not None and d.intent.kind == IntentKind.PROTECT:
                 self.execute(d.intent, snap)
         self.alerts.end_iteration(now)
-
-
-def _open_order(o: LumiOrder) -> OpenOrder | None:
-    order_class = _value(o.order_class) or "simple"
-    if order_class == "oco" and o.child_orders:
-        return None  # the OCO placeholder: its two legs are listed as orders of their own
-    side = "buy" if _value(o.side).startswith("buy") else "sell"
-    return OpenOrder(order_id=o.identifier, symbol=o.asset.symbol, side=side, order_type=_value(o.order_type),
-                     qty=float(o.quantity), limit_price=_float(o.limit_price), stop_price=_float(o.stop_price),
-                     order_class=order_class, parent_id=o.parent_identifier, client_order_id=o.tag or None)
-
-
-def _float(x) -> float | None:
-    return None if x is None else float(x)

@@ -5,6 +5,7 @@ A mixin of CombinedStrategy, kept apart so the strategy module stays the wiring 
 import pandas as pd
 
 from broker.errors import BrokerUnavailable
+from models.schedule import life_line
 from trading.records.status import build_status, write_status
 from trading.settings import SettingsError, sleeptime_minutes
 from trading.settings_runtime import OVERRIDES_KEY, RUNTIME_SETTINGS
@@ -33,6 +34,7 @@ class OperatedBot:
                               session=self.session, started=self.started, account=self.account_label,
                               streams=self.streams.status() if self.streams is not None else None,
                               model_watch=watch.status() if (watch := getattr(self.scorer, "watch", None)) else None)
+        status["model"]["life"] = life_line(self.settings)  # the champion and the last retrain (models/schedule.py)
         write_status(self.journal, status, now)
         return snap
 

@@ -94,3 +94,21 @@ def test_mixed_bar_sizes_and_empty_folders_are_rejected(tmp_path):
         load_csv_dir(tmp_path / "empty")
     with pytest.raises(DataError, match="no such folder"):
         load_csv_dir(tmp_path / "missing")
+
+
+def test_new_york_times_written_by_pandas_across_daylight_saving_load(tmp_path):
+    """pandas writes a New York index with -05:00 in winter and -04:00 in summer: one zone, two offsets. It used
+    to end in a traceback (AttributeError from the .dt accessor on an object column)."""
+    idx = pd.DatetimeIndex(["2024-03-08 15:30", "2024-03-11 09:30", "2024-03-11 10:30"], tz="America/New_York")
+    pd.DataFrame({"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10}, index=idx) \
+        .rename_axis("datetime").to_csv(tmp_path / "SPY.csv")
+    assert "-05:00" in (tmp_path / "SPY.csv").read_text() and "-04:00" in (tmp_path / "SPY.csv").read_text()
+    df = load_csv_dir(tmp_path).bars["SPY"]
+    assert list(df.index) == list(idx) and str(df.index.tz) == "America/New_York"
+
+
+def test_naive_and_zoned_timestamps_mixed_are_refused(tmp_path):
+    write(tmp_path, "SPY.csv", "datetime,open,high,low,close,volume\n2024-03-08 15:30:00-05:00,1,2,0.5,1.5,10\n"
+                               "2024-03-11 09:30:00,1,2,0.5,1.5,10\n")
+    with pytest.raises(DataError, match="mix naive and zoned"):
+        load_csv_dir(tmp_path)

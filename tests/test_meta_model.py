@@ -113,7 +113,7 @@ def trained(tmp_path_factory):
     result = train(ds, policy, {"ensemble_agreement": 0.5}, n_splits=3, progress=False)
     out = tmp_path_factory.mktemp("model")
     card = card_for(overall=result["report"]["ensemble"], folds=result["folds"])
-    path = write_model(out, result["model"], card)
+    path = write_model(out / "meta_model.joblib", result["model"], card)
     return path, ds, m
 
 
@@ -131,7 +131,7 @@ def card_for(**extra) -> dict:
 def test_train_save_load_score_round_trip(trained):
     path, ds, _ = trained
     card = json.loads(path.with_suffix(".json").read_text())
-    assert card["sha256"] == meta_model.sha256_file(path)
+    assert card["sha256"] == meta_model.sha256_file(meta_model.model_file(path, card))
     model = load_meta_model(path, PARAMS)
     table = model.assess(ds.X.iloc[:50])
     assert list(table.columns) == ["expected_r", "agreement", "uncertainty", "stop_pct"] and len(table) == 50
@@ -171,8 +171,9 @@ def test_a_threshold_above_every_validation_prediction_or_no_edge_is_called_out(
 def test_tampered_file_is_refused(trained, tmp_path):
     path, *_ = trained
     copy = tmp_path / "meta_model.joblib"
-    copy.write_bytes(path.read_bytes() + b"\0")
-    (tmp_path / "meta_model.json").write_text(path.with_suffix(".json").read_text())
+    card = json.loads(path.with_suffix(".json").read_text())
+    copy.write_bytes(meta_model.model_file(path, card).read_bytes() + b"\0")
+    (tmp_path / "meta_model.json").write_text(json.dumps({**card, "model_file": "meta_model.joblib"}))
     with pytest.raises(ModelError, match="the file changed since training"):
         load_meta_model(copy, PARAMS)
 
@@ -191,10 +192,10 @@ def test_changed_feature_list_and_settings_are_refused(trained, monkeypatch):
 def test_other_sklearn_major_and_missing_card_are_refused(trained, tmp_path):
     path, *_ = trained
     copy = tmp_path / "meta_model.joblib"
-    copy.write_bytes(path.read_bytes())
     card = json.loads(path.with_suffix(".json").read_text())
+    copy.write_bytes(meta_model.model_file(path, card).read_bytes())
     card["versions"]["sklearn"] = "0.24.2"
-    (tmp_path / "meta_model.json").write_text(json.dumps(card))
+    (tmp_path / "meta_model.json").write_text(json.dumps({**card, "model_file": "meta_model.joblib"}))
     with pytest.raises(ModelError, match="major versions differ"):
         load_meta_model(copy, PARAMS)
     (tmp_path / "meta_model.json").unlink()
@@ -233,7 +234,7 @@ def constant_model(tmp_path, members, created: datetime | None = None, stop_pct:
     estimator = ConstantEnsemble(members)
     if stop_pct is not None:
         estimator.stop_model_ = ConstantStops(stop_pct)
-    return write_model(tmp_path, estimator, card)
+    return write_model(tmp_path / "meta_model.joblib", estimator, card)
 
 
 def entries(model, market, settings=S, stride=10):

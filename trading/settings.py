@@ -19,6 +19,7 @@ from trading.settings_specs import (  # noqa: F401  (re-exported: callers import
     MACHINE_GROUPS,
     SPECS,
     SYMBOL_RE,
+    Every,
     Secret,
     Spec,
     _secret,
@@ -117,6 +118,11 @@ class Settings:
     block_entries_on_stale_model: bool
     model_degraded_action: str
     model_watch_min_trades: int
+    retrain_every: Every | None
+    retrain_data: str
+    retrain_window_days: int
+    promote_min_gain: float
+    models_kept: int
     min_expected_r: float | None
     exit_confidence: float | None
     ensemble_agreement: float
@@ -270,6 +276,8 @@ def as_text(value: Any) -> str:
         return value.reveal()
     if value is None:  # an optional setting left empty (MIN_EXPECTED_R)
         return ""
+    if isinstance(value, Every):
+        return value.text()
     if isinstance(value, (tuple, list)):
         return ",".join(value)
     if isinstance(value, dict):

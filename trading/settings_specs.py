@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 SYMBOL_RE = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
 SLEEPTIME_RE = re.compile(r"^(\d+)([SMTHD]?)$")
@@ -94,6 +94,30 @@ def _text(raw: str) -> str:
 
 def _opt_float(raw: str) -> float | None:
     return None if not raw.strip() else _float(raw)
+
+
+RETRAIN_RE = re.compile(r"^(\d+)\s*(d|days?|bars?)$")
+
+
+class Every(NamedTuple):
+    """RETRAIN_EVERY: every n sessions ('days') or n new bars ('bars')."""
+
+    unit: str
+    n: int
+
+    def text(self) -> str:
+        return f"{self.n}D" if self.unit == "days" else f"{self.n} bars"
+
+
+def _retrain_every(raw: str) -> Every | None:
+    """'' -> None (off); '5D' -> ('days', 5): after every 5th session's close; '100 bars' -> ('bars', 100)."""
+    text = raw.strip().lower()
+    if not text:
+        return None
+    m = RETRAIN_RE.match(text)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError("expected e.g. 1D, 5D or 100 bars (empty: off)")
+    return Every("days" if m.group(2).startswith("d") else "bars", int(m.group(1)))
 
 
 def _secret(raw: str) -> Secret:
@@ -310,8 +334,9 @@ SPECS: tuple[Spec, ...] = (
          "walk-forward on real daily prices found winners cut short; 24 was the old default).", lambda v: v >= 0,
          group="risk"),
     Spec("MODEL_PATH", "model_path", "models/meta_model.joblib", _text, "a file path",
-         "Meta-model file (python -m models.train writes it); its card is the same path with .json. No file: "
-         "rule-based confidence.", group="model"),
+         "The meta-model: its card is this path with .json (the champion's, naming the version to load from "
+         "versions/ beside it; python -m models.train installs one). No card and no file: rule-based confidence.",
+         group="model"),
     Spec("MODEL_HORIZON_BARS", "model_horizon_bars", "70", _int, "1 <= x <= 2000",
          "Label horizon for training: the bracket must reach its target within this many bars.",
          _between(1, 2000), group="model"),
@@ -328,6 +353,26 @@ SPECS: tuple[Spec, ...] = (
     Spec("MODEL_WATCH_MIN_TRADES", "model_watch_min_trades", "20", _int, "5 <= x <= 500",
          "Closed trades needed before the model's live record is judged (its last 50 at most).",
          _between(5, 500), group="model"),
+    Spec("RETRAIN_EVERY", "retrain_every", "", _retrain_every, "empty, ND or N bars",
+         "Retrain the meta-model after the close every N sessions (1D, 5D) or once N new bars have come in "
+         "(100 bars), in a process of its own (the running bot starts it; or python -m models.train --schedule). "
+         "The new model is a challenger, promoted only when it beats the champion (PROMOTE_MIN_GAIN). Empty: off.",
+         group="model"),
+    Spec("RETRAIN_DATA", "retrain_data", "alpaca", _text, "alpaca, csv:DIR or builtin",
+         "Where scheduled retraining reads its bars: alpaca (through the bar cache, BAR_CACHE_DIR), csv:DIR or the "
+         "built-in market.", lambda v: v in ("alpaca", "builtin") or (v.startswith("csv:") and len(v) > 4),
+         group="model"),
+    Spec("RETRAIN_WINDOW_DAYS", "retrain_window_days", "730", _int, "90 <= x <= 7300",
+         "Scheduled retraining learns from this many calendar days up to the last complete session.",
+         _between(90, 7300), group="model"),
+    Spec("PROMOTE_MIN_GAIN", "promote_min_gain", "0.02", _float, "0 <= x <= 5 (R per candidate)",
+         "A challenger replaces the champion only when, on the same candidates since the champion's training "
+         "window, its gate makes at least this much more realised R per candidate (and the gain's 95% bootstrap "
+         "interval is above zero).", _between(0, 5), group="model"),
+    Spec("MODELS_KEPT", "models_kept", "5", _int, "2 <= x <= 100",
+         "Trained models (with cards and verdicts) kept in the versions folder beside MODEL_PATH; the champion "
+         "and the one before it are always kept (python -m models.train rollback).", _between(2, 100),
+         group="model"),
     Spec("MIN_EXPECTED_R", "min_expected_r", "", _opt_float, "empty or -5 <= x <= 5",
          "Meta-model gate: enter when the ensemble's expected R (realised R of the exit policy, net of costs) is "
          "at least this. Empty: the threshold training proposed in the model card (0 when it proposed none). The "

@@ -14,7 +14,8 @@ from trading.intents import Decision
 logger = logging.getLogger("trader.decisions")
 # notes (lines about the run, not a decision on a symbol), with the actions alerts key on
 NOTE_ACTIONS = ("note", "outage", "outage_end", "stream_down", "stream_up")
-RECORDED = ("confidence", "source", "rsi", "breadth", "pnl_pct", "qty", "price", "gate", "verdict", "intent")
+RECORDED = ("confidence", "source", "rsi", "breadth", "pnl_pct", "qty", "price", "gate", "verdict", "intent",
+            "expected_r")
 
 
 class DecisionLog:

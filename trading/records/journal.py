@@ -7,7 +7,9 @@ the risk controller's state across restarts, and (live) for matching broker orde
 client order id. `:memory:` gives a throwaway journal for tests.
 """
 
+import bisect
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -17,10 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+# the meta-model's expected R in an entry decision's reason (trading/steps/entries.py, _judge: "expected R +0.23 ...")
+# a fill's time (the broker's clock) may read a little before the decision that sent its order (ours)
+_CLOCK_SKEW = pd.Timedelta(seconds=60)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY, time TEXT, step TEXT, symbol TEXT, action TEXT, level TEXT, reason TEXT,
-    confidence REAL, source TEXT, gate TEXT, verdict TEXT, order_ids TEXT);
+    confidence REAL, source TEXT, gate TEXT, verdict TEXT, order_ids TEXT, expected_r REAL);
 CREATE TABLE IF NOT EXISTS orders (
     id INTEGER PRIMARY KEY, time TEXT, client_order_id TEXT UNIQUE, broker_order_id TEXT, symbol TEXT,
     side TEXT, order_type TEXT, order_class TEXT, qty REAL, limit_price REAL, stop_price REAL, intent TEXT,
@@ -79,12 +84,16 @@ class Journal:
         self._depth = 0  # open transactions (nested ones join the outermost)
         # closed entry trades as (P&L, R, entry time), oldest first: read once, then kept current
         self._entries: list[tuple[float, float | None, pd.Timestamp | None]] | None = None
+        # entry decisions' expected R per symbol and the (expected, realised) pairs linked so far (calibration)
+        self._predicted: dict = {"decision_id": 0, "trade_id": 0, "entries": {}, "pairs": []}
 
     def _migrate(self) -> None:
         """Journals written before a column existed gain it (a restart must read its own old journal)."""
         cols = {row[1] for row in self.conn.execute("PRAGMA table_info(equity)")}
         if "benchmark" not in cols:
             self.conn.execute("ALTER TABLE equity ADD COLUMN benchmark REAL")
+        if "expected_r" not in {row[1] for row in self.conn.execute("PRAGMA table_info(decisions)")}:
+            self.conn.execute("ALTER TABLE decisions ADD COLUMN expected_r REAL")
 
     def close(self) -> None:
         self.conn.close()
@@ -114,10 +123,10 @@ class Journal:
         with self._tx():
             self.conn.executemany(
                 "INSERT INTO decisions (time, step, symbol, action, level, reason, confidence, source, gate, verdict,"
-                " order_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " order_ids, expected_r) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(_t(now), d.get("step"), d.get("symbol"), d.get("action"), d.get("level"), d.get("reason"),
-                  d.get("confidence"), d.get("source"), d.get("gate"), d.get("verdict"), d.get("order_ids"))
-                 for d in decisions])
+                  d.get("confidence"), d.get("source"), d.get("gate"), d.get("verdict"), d.get("order_ids"),
+                  d.get("expected_r")) for d in decisions])
             if sample is not None:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO equity (time, portfolio_value, cash, long_value, inverse_value, positions, "
@@ -234,6 +243,46 @@ class Journal:
         """R multiples of the closed entry trades entered at or after `since` (aware), oldest first."""
         since = pd.Timestamp(since)
         return [r for _, r, when in self._entry_results() if r is not None and when is not None and when >= since]
+
+    def entry_predictions_since(self, since: datetime) -> list[tuple[float, float]]:
+        """(expected R at entry, realised R) of the closed entry trades entered at or after `since` (aware), in the
+        order they closed (as entry_r_since): each trade linked to its entry decision - the latest `enter` decision
+        in its symbol at or before its entry time (give or take _CLOCK_SKEW) - whose expected_r the meta-model set.
+        Trades without one (entered by the rule-based score, adopted, or before decisions were kept) are left out,
+        as are hedges and trades without an R.
+
+        Incremental (the model watch asks every iteration): only decisions and trades written since the last call
+        are read (by rowid), and each trade is linked once, when first read. Decisions are read before trades, and
+        an entry's decision is always written before its trade closes."""
+        with self._lock:
+            p = self._predicted
+            top = self.conn.execute("SELECT max(id) FROM decisions").fetchone()[0] or 0
+            rows = self.conn.execute("SELECT time, symbol, expected_r FROM decisions WHERE id > ? AND id <= ? AND "
+                                     "action = 'enter' AND expected_r IS NOT NULL ORDER BY id",
+                                     (p["decision_id"], top)).fetchall()
+            p["decision_id"] = top
+            for t, sym, e in rows:
+                when = _when(t)
+                if when is None or not math.isfinite(e):
+                    continue
+                times, values = p["entries"].setdefault(sym, ([], []))
+                k = bisect.bisect_right(times, when)
+                times.insert(k, when)
+                values.insert(k, e)
+            top = self.conn.execute("SELECT max(id) FROM closed_trades").fetchone()[0] or 0
+            rows = self.conn.execute("SELECT symbol, entry_time, r_multiple FROM closed_trades WHERE id > ? AND id <= ?"
+                                     " AND kind = 'entry' ORDER BY id", (p["trade_id"], top)).fetchall()
+            p["trade_id"] = top
+            for sym, t, r in rows:
+                when = _when(t)
+                if r is None or not math.isfinite(r) or when is None or sym not in p["entries"]:
+                    continue
+                times, values = p["entries"][sym]
+                k = bisect.bisect_right(times, when + _CLOCK_SKEW)
+                if k:
+                    p["pairs"].append((when, values[k - 1], float(r)))
+            since = pd.Timestamp(since)
+            return [(e, r) for when, e, r in p["pairs"] if when >= since]
 
     def r_multiples(self, limit: int = 200) -> list[float]:
         """R multiples of the most recent closed entry trades (hedges excluded), for the Kelly estimate."""

@@ -117,13 +117,16 @@ def read_status(journal_path) -> dict | None:
 
 
 def model_watch_line(status: dict | None) -> str | None:
-    """One line on the installed model's drift and edge (models/model_watch.py), None without a model's watch."""
+    """One line on the installed model's drift, edge and (once enough trades closed) calibration
+    (models/model_watch.py), None without a model's watch."""
     watch = ((status or {}).get("model") or {}).get("watch")
     if not watch:
         return None
-    drift, edge = watch.get("drift"), watch.get("edge")
+    drift, edge, cal = watch.get("drift"), watch.get("edge"), watch.get("calibration")
     parts = [drift["describe"] if drift else "inputs: too few candidates scored yet to judge drift",
              edge["describe"] if edge else "edge: too few trades since training to judge it"]
+    if cal:
+        parts.append(cal["describe"])
     return f"model watch (MODEL_DEGRADED_ACTION={watch.get('action')}): " + "; ".join(parts)
 
 
