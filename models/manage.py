@@ -20,8 +20,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--once", action="store_true", help="--schedule: one check now, then exit")
     ap.add_argument("--force", action="store_true", help="--schedule --once: retrain even when not due (never "
                                                          "during market hours)")
-    ap.add_argument("--at", type=datetime.fromisoformat, default=None, help="--schedule --once: the time to judge by "
-                                                                           "(default now; the bot passes its clock)")
+    ap.add_argument("--at", type=datetime.fromisoformat, default=None,
+                    help="--schedule --once: the time to judge by, ISO (naive: UTC; default now; the bot passes its "
+                         "clock)")
     ap.add_argument("--env-file", type=Path, default=Path(".env"))
     ap.add_argument("--profile", default=None, help="settings profile (profiles/NAME.env or a path)")
     args = ap.parse_args(argv)

@@ -9,12 +9,12 @@ from models.evaluation import fmt_ci
 
 
 def write_model(model_path: Path, model, card: dict, plot: Path | None = None,
-                reason: str = "trained with python -m models.train") -> Path:
+                reason: str = "trained with python -m models.train", keep: int = 5) -> Path:
     """Install a trained model as the champion at `model_path` (a new version, then the champion's card swapped
-    atomically: models/registry.py); returns `model_path`."""
+    atomically: models/registry.py; `keep`: MODELS_KEPT); returns `model_path`."""
     from models.registry import ModelStore
 
-    store = ModelStore(model_path)
+    store = ModelStore(model_path, keep)
     card["version"] = store.add(model, card, plot)
     store.promote(card["version"], reason)
     return Path(model_path)

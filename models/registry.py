@@ -12,15 +12,18 @@ it. A model file written in place beside its card (the layout before versions) s
 promotion copies it into versions/ so a rollback can return to it.
 """
 
+import fcntl
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from models.meta_model import card_path, sha256_file
 
 MODEL_NAME, CARD_NAME, VERDICT_NAME = "meta_model.joblib", "meta_model.json", "verdict.json"
+PROMOTE_LOCK = ".promote.lock"
 
 
 class RegistryError(ValueError):
@@ -105,9 +108,19 @@ class ModelStore:
         fsync_write(tmp, _json({**old, **verdict}))
         os.replace(tmp, path)
 
-    def promote(self, version: str, reason: str, over: str | bool | None = True) -> tuple[str | None, str]:
+    def promote(self, version: str, reason: str, over: str | bool | None = True,
+                expect: str | bool | None = False) -> tuple[str | None, str]:
         """Make `version` the champion: one atomic rename of the champion's card. Returns (old, new). `over`: the
-        champion a rollback would return to (default: the one being replaced)."""
+        champion a rollback would return to (default: the one being replaced). `expect`: the champion the caller
+        judged against (None: none); if another took its place meanwhile (a rollback, a hand-trained model),
+        RegistryError and nothing changes. Promotions are serialised by a lock beside the card."""
+        with self._lock():
+            if expect is not False and self.champion_version() != expect:
+                raise RegistryError(f"the champion changed from {expect or '(none)'} to {self.champion_version()} "
+                                    "while the challenger was judged; it is judged again at the next retrain")
+            return self._promote(version, reason, over)
+
+    def _promote(self, version: str, reason: str, over: str | bool | None) -> tuple[str | None, str]:
         card = self.card(version)
         old = self.champion()
         replaced = self._archive(old) if old is not None else None
@@ -116,7 +129,9 @@ class ModelStore:
             previous = old.get("previous")
         pointer = {**card, "model_file": f"versions/{version}/{MODEL_NAME}", "previous": previous,
                    "promoted": {"reason": reason, "over": replaced}}
-        tmp = self.folder / f".{CARD_NAME}.tmp"
+        for stale in self.folder.glob(f".{CARD_NAME}.*.tmp"):  # left by a promotion killed mid-way (we hold the lock)
+            stale.unlink(missing_ok=True)
+        tmp = self.folder / f".{CARD_NAME}.{os.getpid()}.tmp"
         fsync_write(tmp, _json(pointer))
         os.replace(tmp, self.card_file)  # the one step that changes the champion
         fsync_dir(self.folder)
@@ -137,7 +152,8 @@ class ModelStore:
         verdict = self.versions / previous / VERDICT_NAME
         before = json.loads(verdict.read_text()).get("over") if verdict.is_file() else None
         current = str(card.get("version"))
-        self.promote(previous, f"rollback from {current} (python -m models.train rollback)", over=before)
+        self.promote(previous, f"rollback from {current} (python -m models.train rollback)", over=before,
+                     expect=card.get("version"))
         return current, previous
 
     def prune(self) -> list[str]:
@@ -153,6 +169,13 @@ class ModelStore:
         return removed
 
     # ---------------------------------------------------------------- internals
+    @contextmanager
+    def _lock(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / PROMOTE_LOCK, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # held for milliseconds: a second promotion waits its turn
+            yield
+
     def _kept(self) -> list[Path]:
         """Complete versions, oldest first: a folder left by a crash inside add() (.X.tmp) or without a card is
         not one."""

@@ -25,7 +25,7 @@ from models.features import FeatureParams
 from models.meta_model import DEFAULT_MIN_EXPECTED_R, ModelError, load_meta_model
 from models.model_files import plot_validation
 from models.promotion import MIN_WINDOW_CANDIDATES, TRIVIAL, duel, gate_passes, verdict
-from models.registry import ModelStore
+from models.registry import ModelStore, RegistryError
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def retrain(settings, market, start: date, end: date, store: ModelStore, splits:
     gates = {"ensemble_agreement": settings.ensemble_agreement, "max_uncertainty": settings.max_uncertainty}
     bounds = (settings.stop_model_min_pct, settings.stop_model_max_pct)
     ds = build_dataset(market.bars, universe, params, settings.rsi_oversold, policy, start, end)
+    judged_against = store.champion_version()  # promotion checks it is still the champion (a rollback meanwhile)
     champion, champion_note = _champion(settings, store, params)
     w0 = window_start(ds, champion)
     window = ds.times >= w0
@@ -90,10 +91,14 @@ def retrain(settings, market, start: date, end: date, store: ModelStore, splits:
                                               "placebo": shuffle_labels}, plot)
     duels = [duel(r, days, held, takes, (name, f"challenger {version}"), span) for name, held in rivals]
     promote, why = verdict(duels, settings.promote_min_gain)
+    if promote:
+        try:
+            store.promote(version, why, expect=judged_against)
+        except RegistryError as exc:
+            promote, why = False, f"not promoted: {exc}"
     store.record(version, {"verdict": "promoted" if promote else "kept", "why": why,
                            "duels": [d.as_dict() for d in duels]})
-    if promote:
-        store.promote(version, why)
+    store.prune()  # MODELS_KEPT counts the challengers kept too
     return Outcome("promoted" if promote else "kept", why, version, store.champion_version(),
                    time.perf_counter() - t0, str(end))
 

@@ -15,6 +15,7 @@ import json
 import os
 import time
 import traceback
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from models.retrain import Outcome, failed, retrain
 
 STATE_NAME, LOCK_NAME = "retrain.json", ".retrain.lock"
 AFTER_CLOSE = pd.Timedelta(minutes=15)  # the day's last bars settle at the data vendor first
+OPEN_MARGIN = pd.Timedelta(minutes=45)  # a retrain is not started this close to the open (it must end before it)
 
 
 def _aware(at) -> pd.Timestamp:
@@ -48,6 +50,14 @@ def next_run(at: datetime) -> pd.Timestamp:
     s = nyse_sessions(t.date(), t.date() + timedelta(days=10))
     times = s["market_close"] + AFTER_CLOSE
     return times[times > t].iloc[0]
+
+
+def next_open(at: datetime) -> pd.Timestamp:
+    """The next regular session's open after `at`."""
+    t = _aware(at).tz_convert(NY)
+    s = nyse_sessions(t.date(), t.date() + timedelta(days=10))
+    opens = s["market_open"][s["market_open"] > t]
+    return opens.iloc[0]
 
 
 def is_due(every: tuple[str, int] | None, state: dict, at: datetime) -> tuple[bool, str]:
@@ -83,7 +93,7 @@ def read_state(store: ModelStore) -> dict:
 
 def write_state(store: ModelStore, outcome: Outcome, at: datetime) -> dict:
     old = read_state(store)
-    state = {**outcome.as_dict(), "at": pd.Timestamp(at).isoformat(), "id": int(old.get("id", 0)) + 1,
+    state = {**outcome.as_dict(), "at": pd.Timestamp(at).isoformat(), "id": uuid.uuid4().hex,
              "data_end": outcome.data_end or old.get("data_end")}
     store.folder.mkdir(parents=True, exist_ok=True)
     tmp = state_path(store).with_suffix(".tmp")
@@ -101,15 +111,19 @@ def run_once(settings, at: datetime | None = None, force: bool = False, say=prin
     if open_now:
         return Outcome("skipped", f"the market is open at {at.tz_convert(NY):%Y-%m-%d %H:%M} New York: retraining "
                        f"waits for the close (next after {next_run(at):%Y-%m-%d %H:%M})")
-    due, why = is_due(settings.retrain_every, read_state(store), at)
-    if not (due or force):
-        return Outcome("skipped", f"not due: {why}")
+    opens = next_open(at)
+    if opens - at < OPEN_MARGIN:
+        return Outcome("skipped", f"the market opens at {opens.tz_convert(NY):%Y-%m-%d %H:%M} New York, too soon to "
+                       "retrain before it (the next chance is after the close)")
     store.folder.mkdir(parents=True, exist_ok=True)
     with open(store.folder / LOCK_NAME, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return Outcome("skipped", "another retrain is running (its lock is held)")
+        due, why = is_due(settings.retrain_every, read_state(store), at)  # under the lock: one that just ended counts
+        if not (due or force):
+            return Outcome("skipped", f"not due: {why}")
         outcome = _attempt(settings, store, last_close.date(), say, market)
         write_state(store, outcome, at)
     return outcome

@@ -181,7 +181,8 @@ def fit_model(settings, market, start: date, end: date, out: Path, splits: int =
     card["train_seconds"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     plot_validation(out / "validation.png", result["oos"], result["proposed"])
-    path = write_model(out / Path(settings.model_path).name, result["model"], card, out / "validation.png")
+    path = write_model(out / Path(settings.model_path).name, result["model"], card, out / "validation.png",
+                       keep=settings.models_kept)
     return path, card
 
 

@@ -2,23 +2,30 @@
 with RETRAIN_EVERY a retrain is started after the close in a process of its own. A mixin of CombinedStrategy.
 
 The retrain never runs in the bot's process (a fit takes seconds to minutes; an iteration must not wait for
-it) nor during market hours (models/schedule.py refuses then too). What it did reaches the decision log
-and the alerts once: promoted, kept beside the champion, or failed with the champion left in place.
+it) nor during market hours (models/schedule.py refuses then too, and a child still running at the open is
+stopped). What it did reaches the decision log and the alerts once: promoted, kept beside the champion, or
+failed with the champion left in place. Nothing here may stop the trading: any failure of this housekeeping
+is said once and the bot goes on with the model in hand.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
-from models.meta_model import MetaModel, ModelError, card_path, load_confidence
+from models.meta_model import MetaModel, ModelError, card_path, load_confidence, threshold_warning
 from models.registry import ModelStore
-from models.schedule import is_due, read_state
+from models.schedule import is_due, read_state, session_state
 
 ROOT = Path(__file__).resolve().parent.parent
+RETRAIN_LIMIT = pd.Timedelta(hours=3)  # a retrain still running after this is stopped (a hung fit holds the lock)
+NOT_FOR_THE_CHILD = ("ALERT_URLS", "API_TOKEN")  # secrets a retrain has no use for
 
 
 def card_signature(settings) -> tuple | None:
@@ -32,44 +39,94 @@ def card_signature(settings) -> tuple | None:
 
 class ModelLifeBot:
     _retrain: subprocess.Popen | None = None
+    _retrain_started = None  # when the child was started (the bot's clock)
+    _retrain_close = None  # the close it was started after: one launch per close
+    _retrain_before = None  # retrain.json's id before it started: no new id, no outcome
     _card_sig: tuple | None = None
-    _retrain_seen: int | None = None
+    _retrain_seen = None
     _refused_sig: tuple | None = None
+    _life_error: str | None = None
 
     def _start_model_life(self) -> None:
-        self._card_sig = card_signature(self.settings)
-        self._retrain_seen = read_state(self._store()).get("id")  # an old outcome is not news
+        try:
+            self._card_sig = card_signature(self.settings)
+            self._retrain_seen = read_state(self._store()).get("id")  # an old outcome is not news
+        except Exception as exc:  # noqa: BLE001 - never a reason not to trade
+            self._life_failed(self.now(), exc)
 
     def _store(self) -> ModelStore:
         return ModelStore(self.settings.model_path, self.settings.models_kept)
 
     def _model_life(self, now, closed: bool) -> None:
-        """Each live iteration: say what a finished retrain did, pick up a new champion, and after the close
-        start a retrain when one may be due."""
+        """Each live iteration: say what a finished retrain did, pick up a new champion, after the close start a
+        retrain when one is due, and stop one still running at the open."""
         if not self.venue.live:
             return
-        self._report_retrain(now)
-        self._pick_up_champion(now)
-        if closed and self._retrain is None and is_due(self.settings.retrain_every, read_state(self._store()), now)[0]:
-            self._launch_retrain(now)  # the child checks again (the exchange calendar, the lock) before training
+        try:
+            if not closed and self._retrain is not None and self._retrain.poll() is None:
+                self._stop_retrain(now, "the market opened")
+            self._report_retrain(now)
+            self._pick_up_champion(now)
+            if closed:
+                self._maybe_launch(now)
+        except Exception as exc:  # noqa: BLE001 - the model's housekeeping must never stop the trading
+            self._life_failed(now, exc)
 
     def after_market_closes(self) -> None:  # Lumibot's hook, once after each session
         with self._iteration_lock:  # never in the middle of an iteration or a stream action
             self._model_life(self.now(), True)
 
-    def _launch_retrain(self, now) -> None:
+    def _life_failed(self, now, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}"
+        if text != self._life_error:  # said once, not every iteration
+            self._life_error = text
+            self.decision_log.note(now, "plan", f"model housekeeping failed ({text}); trading goes on with "
+                                   f"{self.scorer.describe()}", "warning", action="retrain-failed")
+
+    # ---------------------------------------------------------------- retraining
+    def _maybe_launch(self, now) -> None:
+        if self._retrain is not None or self.settings.retrain_every is None:
+            return
+        close = session_state(now)[1]
+        if close == self._retrain_close:
+            return  # started once after this close already, whatever became of it
+        state = read_state(self._store())
+        if not is_due(self.settings.retrain_every, state, now)[0]:
+            return
+        self._retrain_close, self._retrain_before, self._retrain_started = close, state.get("id"), now
         log = Path(self.settings.model_path).parent / "retrain.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "models.train", "--schedule", "--once", "--at", now.isoformat(),
+        cmd = [sys.executable, "-m", "models.train", "--schedule", "--once", "--at", pd.Timestamp(now).isoformat(),
                "--env-file", os.devnull]  # the settings come whole in the environment
         with open(log, "a") as out:  # the child keeps its own handle; the bot does not wait for it
-            self._retrain = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            # the bot's working folder: relative paths (MODEL_PATH, csv:DIR, the bar cache) mean the same files
+            self._retrain = subprocess.Popen(cmd, cwd=os.getcwd(), stdout=out, stderr=subprocess.STDOUT,
                                              env=_child_env(self.settings), start_new_session=True)
 
+    def _stop_retrain(self, now, why: str) -> None:
+        try:
+            os.killpg(self._retrain.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self._retrain.wait(timeout=30)
+        self._retrain = None
+        self.decision_log.note(now, "plan", f"scheduled retrain stopped: {why}; the champion stays (see "
+                               f"{Path(self.settings.model_path).parent / 'retrain.log'})", "warning",
+                               action="retrain-failed")
+
     def _report_retrain(self, now) -> None:
-        if self._retrain is not None and self._retrain.poll() is not None:
-            self._retrain = None
         state = read_state(self._store())
+        if self._retrain is not None:
+            code = self._retrain.poll()
+            if code is None:
+                if pd.Timestamp(now) - pd.Timestamp(self._retrain_started) > RETRAIN_LIMIT:
+                    self._stop_retrain(now, f"still running after {RETRAIN_LIMIT}")
+                return
+            self._retrain = None
+            if state.get("id") == self._retrain_before:  # killed, or it could not start: it wrote nothing
+                self.decision_log.note(now, "plan", f"scheduled retrain ended (exit code {code}) without an outcome;"
+                                       f" the champion stays (see {Path(self.settings.model_path).parent}/"
+                                       "retrain.log)", "warning", action="retrain-failed")
         if not state or state.get("id") == self._retrain_seen:
             return
         self._retrain_seen = state.get("id")
@@ -78,6 +135,7 @@ class ModelLifeBot:
         self.decision_log.note(now, "plan", f"scheduled retrain {kind}: {state.get('why')}",
                                "warning" if kind == "failed" else "info", action=action)
 
+    # ---------------------------------------------------------------- the champion
     def _pick_up_champion(self, now) -> None:
         sig = card_signature(self.settings)
         if sig == self._card_sig or sig == self._refused_sig or sig is None:
@@ -85,10 +143,11 @@ class ModelLifeBot:
         old = self.scorer.describe()
         try:
             new = load_confidence(self.settings)
-        except ModelError as exc:
+        except (ModelError, OSError) as exc:  # OSError: a version pruned or unreadable under our feet
             self._refused_sig = sig  # said once per card
+            why = exc.one_line() if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
             self.decision_log.note(now, "plan", f"the new champion at {self.settings.model_path} is refused, "
-                                   f"{old} stays: {exc.one_line()}", "warning", action="retrain-failed")
+                                   f"{old} stays: {why}", "warning", action="retrain-failed")
             return
         self._card_sig = sig
         if not isinstance(new, MetaModel) or getattr(self.scorer, "version", None) == new.version:
@@ -100,13 +159,18 @@ class ModelLifeBot:
         self.features = FeatureParams.from_settings(self.settings)
         self.decision_log.note(now, "plan", f"model changed: {old} -> {new.describe()}; in effect from this "
                                "iteration", action="model-changed")
+        warning = threshold_warning(new)
+        if warning:
+            self.decision_log.note(now, "plan", warning, "warning")
 
 
 def _child_env(settings) -> dict[str, str]:
-    """The bot's settings, every one, for the retrain process (its keys read Alpaca's history with
-    RETRAIN_DATA=alpaca): passed in the child's environment, never written anywhere."""
+    """The bot's settings for the retrain process (its Alpaca keys read the history with RETRAIN_DATA=alpaca):
+    passed in the child's environment, never written anywhere; the package importable from any folder."""
     from trading.settings import as_text
     from trading.settings_specs import SPECS
 
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
-    return {**base, **{s.env: as_text(getattr(settings, s.attr)) for s in SPECS}}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_") and k not in NOT_FOR_THE_CHILD}
+    path = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
+    return {**base, "PYTHONPATH": path,
+            **{s.env: as_text(getattr(settings, s.attr)) for s in SPECS if s.env not in NOT_FOR_THE_CHILD}}

@@ -38,14 +38,14 @@ def install(model_path, members, params) -> str:
     return card["version"]
 
 
-def test_the_bot_retrains_after_the_close_without_waiting_and_picks_up_the_winner(tmp_path):
+def test_the_bot_retrains_after_the_close_without_waiting_and_picks_up_the_winner(tmp_path, monkeypatch):
     d = Settings.defaults()
-    data = write_csv(edge_market(d), tmp_path / "bars")  # 2022-01 .. 2023-06: a market with a learnable edge
+    write_csv(edge_market(d), tmp_path / "bars")  # 2022-01 .. 2023-06: a market with a learnable edge
+    monkeypatch.chdir(tmp_path)  # relative paths, as in a user's .env: the child must read and write the same files
     srv = server()
     try:
         env = {"UNIVERSE": as_text(d.universe), "BELLWETHERS": as_text(d.bellwethers), "RETRAIN_EVERY": "1D",
-               "RETRAIN_DATA": f"csv:{data}", "RETRAIN_WINDOW_DAYS": "548",
-               "MODEL_PATH": str(tmp_path / "models" / "meta_model.joblib")}
+               "RETRAIN_DATA": "csv:bars", "RETRAIN_WINDOW_DAYS": "548", "MODEL_PATH": "models/meta_model.joblib"}
         bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env)
         assert not isinstance(bot.strategy.scorer, MetaModel)
         t0 = time.monotonic()
@@ -133,5 +133,85 @@ def test_a_new_champion_is_picked_up_and_one_that_cannot_be_trusted_is_refused_o
         srv.advance(pd.Timedelta(hours=1))
         bot.iterate()
         assert len(rows(bot, "model-changed")) == 1 and bot.strategy.scorer.version == b
+    finally:
+        srv.stop()
+
+
+def script(tmp_path, body: str) -> str:
+    path = tmp_path / "child.sh"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_retrain_that_dies_without_an_outcome_is_said_once_and_not_relaunched_the_same_night(tmp_path,
+                                                                                               monkeypatch):
+    import strategies.model_life as life
+
+    monkeypatch.setattr(life.sys, "executable", script(tmp_path, "exit 9"))  # killed, or it could not start
+    srv = server()
+    try:
+        env = {"RETRAIN_EVERY": "1D", "RETRAIN_DATA": "builtin",
+               "MODEL_PATH": str(tmp_path / "m" / "meta_model.joblib")}
+        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env)
+        bot.iterate()
+        first = bot.strategy._retrain
+        assert first is not None and first.wait(timeout=30) == 9
+        for _ in range(3):
+            srv.advance(pd.Timedelta(hours=1))
+            bot.iterate()
+        (said,) = rows(bot, "retrain-failed")
+        assert "ended (exit code 9) without an outcome" in said["reason"] and event_for(said).event == "retrain_failed"
+        assert bot.strategy._retrain is None, "one launch per close, whatever became of it"
+    finally:
+        srv.stop()
+
+
+def test_a_retrain_still_running_at_the_open_is_stopped(tmp_path, monkeypatch):
+    import strategies.model_life as life
+
+    monkeypatch.setattr(life.sys, "executable", script(tmp_path, "exec sleep 120"))
+    srv = server()
+    try:
+        env = {"RETRAIN_EVERY": "1D", "RETRAIN_DATA": "builtin",
+               "MODEL_PATH": str(tmp_path / "m" / "meta_model.joblib")}
+        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env)
+        bot.iterate()
+        child = bot.strategy._retrain
+        assert child is not None and child.poll() is None
+        srv.advance(pd.Timedelta(hours=16, minutes=31))  # 09:31 the next morning
+        bot.iterate()
+        assert child.poll() is not None and bot.strategy._retrain is None
+        (said,) = rows(bot, "retrain-failed")
+        assert said["reason"].startswith("scheduled retrain stopped: the market opened; the champion stays")
+    finally:
+        srv.stop()
+
+
+def test_model_housekeeping_that_fails_never_stops_the_trading(tmp_path, monkeypatch):
+    import strategies.model_life as life
+
+    srv = server()
+    try:
+        path = tmp_path / "models" / "meta_model.joblib"
+        env = {"MODEL_PATH": str(path)}
+        params = FeatureParams.from_settings(Settings.load(environ=bot_environment(srv, **env), dotenv_path=None))
+        install(path, (0.1, 0.1, 0.1), params)
+        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env, scorer=load_meta_model(path, params))
+
+        def broken(settings):
+            raise RuntimeError("the disk said no")
+
+        monkeypatch.setattr(life, "load_confidence", broken)
+        install(path, (0.9, 0.9, 0.9), params)
+        for _ in range(3):
+            srv.advance(pd.Timedelta(hours=1))
+            bot.iterate()  # no exception reaches Lumibot (it would stop the bot)
+        (said,) = rows(bot, "retrain-failed")
+        assert said["reason"].startswith("model housekeeping failed (RuntimeError: the disk said no); trading goes "
+                                         "on")
+        srv.advance(pd.Timedelta(hours=13, minutes=31))  # 09:31: the session
+        bot.iterate()
+        assert bot.strategy.iterations == 1 and bot.strategy.scorer.version, "the bot trades on with its model"
     finally:
         srv.stop()

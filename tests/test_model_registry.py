@@ -289,6 +289,17 @@ def test_promoting_the_champion_again_keeps_the_way_back(store):
     assert_champion(store, a, LOW)
 
 
+def test_a_promotion_judged_against_another_champion_changes_nothing(store):
+    a, b, c = add(store, LOW), add(store, MID), add(store, HIGH)
+    store.promote(a, "a")
+    store.promote(b, "b")  # while c was being judged against a
+    with pytest.raises(RegistryError, match=f"the champion changed from {a} to {b}"):
+        store.promote(c, "c beat a", expect=a)
+    assert_champion(store, b, MID)
+    store.promote(c, "c beat b", expect=b)
+    assert_champion(store, c, HIGH)
+
+
 def test_rollback_walks_back_through_the_champions_not_forth(store):
     a, b, c = add(store, LOW), add(store, MID), add(store, HIGH)
     for v in (a, b, c):

@@ -36,7 +36,7 @@ def pytest_unconfigure(config: object) -> None:
 SLOW_FILES = ("test_live_alpaca.py", "test_live_races.py", "test_live_tools.py", "test_backtest_integration.py",
               "test_cli.py", "test_tools.py", "test_tools_settings_and_shorts.py", "test_risk_backtest.py",
               "test_meta_model.py", "test_model_card_and_training_gaps.py", "test_lint.py",
-              "test_fake_alpaca.py", "test_fake_alpaca_timing.py")
+              "test_fake_alpaca.py", "test_fake_alpaca_timing.py", "test_retrain.py", "test_live_retrain.py")
 
 
 def pytest_collection_modifyitems(config, items: list) -> None:
