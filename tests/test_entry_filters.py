@@ -79,6 +79,14 @@ def test_spread_gate_reads_live_quotes_and_is_skipped_without_them(settings):
     assert "skipped in this backtest" in spread_note(s, live=False) and spread_note(s, live=True) is None
 
 
+@pytest.mark.parametrize("quote", [(100.02, 99.98), (0.0, 100.0), (100.0, 0.0), (float("nan"), 100.0)])
+def test_a_crossed_or_one_sided_quote_never_passes_the_spread_gate(settings, quote):
+    """A crossed quote has a negative width and an ask of 0 a negative one too: neither is a tight market."""
+    snap = snapshot(cash=100_000, prices={"AAPL": row()})
+    out = plan(settings, dataclasses.replace(snap, quotes={"AAPL": quote}), max_spread_bps=10)
+    assert out["AAPL"].data["gate"] == "spread" and "not a two-sided market" in out["AAPL"].reason
+
+
 def _history(closes: pd.DataFrame):
     return lambda symbols, n: closes[[c for c in symbols if c in closes]].iloc[-n:]
 

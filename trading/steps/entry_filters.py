@@ -102,8 +102,10 @@ def _spread(snap: Snapshot, sym: str, s: Settings) -> tuple[str, str] | None:
     if s.max_spread_bps <= 0 or not snap.quotes or sym not in snap.quotes:
         return None
     bid, ask = snap.quotes[sym]
+    if not (math.isfinite(bid) and math.isfinite(ask) and 0 < bid <= ask):  # one-sided or crossed: no price to trust
+        return "spread", f"quote {bid:.2f} x {ask:.2f} is not a two-sided market (one side missing or crossed)"
     mid = (bid + ask) / 2
-    bps = (ask - bid) / mid * 1e4 if mid > 0 else math.inf
+    bps = (ask - bid) / mid * 1e4
     if bps > s.max_spread_bps:
         return "spread", f"quote {bid:.2f} x {ask:.2f} is {bps:.0f} bp wide > MAX_SPREAD_BPS {s.max_spread_bps:g}"
     return None
