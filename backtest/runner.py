@@ -23,7 +23,8 @@ from marketdata.builtin import DEFAULT_SEED, generate, inverse_map
 from marketdata.csv_source import DataError, load_csv_dir
 from marketdata.market import Market
 from models.features import FeatureParams
-from models.meta_model import MetaModel, load_confidence, overlap_warning, threshold_warning
+from models.meta_model import MetaModel, load_confidence
+from models.model_warnings import overlap_warning, threshold_warning
 from trading.indicators import IndicatorBook, market_frames
 from trading.records.journal import Journal
 from trading.settings import Settings

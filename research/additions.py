@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     lumibot_env.prepare(backtesting=True)
     from backtest.runner import BacktestConfig, load_market
     from marketdata.csv_source import DataError
-    from models.meta_model import load_confidence, overlap_warning
+    from models.meta_model import load_confidence
+    from models.model_warnings import overlap_warning
     from research.additions_report import write_report
     from trading.settings import Settings, SettingsError
 

@@ -32,7 +32,8 @@ from broker.fills import FillWatcher
 from broker.reconcile import reconcile
 from broker.snapshot import session_now
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
-from models.meta_model import MetaModel, threshold_warning
+from models.meta_model import MetaModel
+from models.model_warnings import threshold_warning
 from ops.alerts import Alerter, NullAlerter
 from ops.strategy_alerts import StrategyAlerts
 from strategies.lumibot_books import LumibotBooks

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from models.features import FEATURE_HISTORY_BARS, FeatureParams
-from models.meta_model import MetaModel, ModelError, card_path, load_confidence, threshold_warning
+from models.meta_model import MetaModel, ModelError, card_path, load_confidence
+from models.model_warnings import threshold_warning
 from models.registry import ModelStore
 from models.schedule import is_due, read_state, session_state
 

@@ -15,6 +15,7 @@ from models.exit_sim import ExitPolicy
 from models.features import FEATURE_HISTORY_BARS, FEATURE_NAMES, FeatureParams
 from models.meta_model import ModelError, load_meta_model
 from models.model_files import write_model
+from models.model_warnings import threshold_warning
 from models.train import train
 from models.validation import walk_forward
 from trading.confidence import RuleConfidence
@@ -159,13 +160,13 @@ def test_the_gate_threshold_is_min_expected_r_else_the_cards_else_zero(trained):
 def test_a_threshold_above_every_validation_prediction_or_no_edge_is_called_out(trained):
     path, *_ = trained
     card = card_for(min_expected_r=0.2, oos_expected_r={"p50": -0.1, "p90": 0.05, "max": 0.29})
-    assert meta_model.threshold_warning(meta_model.MetaModel(path, card, None, 30, False)) is None
-    text = meta_model.threshold_warning(meta_model.MetaModel(path, card, None, 30, False, override=0.5))
+    assert threshold_warning(meta_model.MetaModel(path, card, None, 30, False)) is None
+    text = threshold_warning(meta_model.MetaModel(path, card, None, 30, False, override=0.5))
     assert "above every out-of-sample expected R" in text and "highest +0.290" in text and "no new entries" in text
-    no_edge = meta_model.threshold_warning(meta_model.MetaModel(path, card_for(oos_expected_r={"max": 1}), None,
+    no_edge = threshold_warning(meta_model.MetaModel(path, card_for(oos_expected_r={"max": 1}), None,
                                                                 30, False))
     assert "no usable edge" in no_edge and "expected R >= 0" in no_edge
-    assert meta_model.threshold_warning(RuleConfidence(30)) is None
+    assert threshold_warning(RuleConfidence(30)) is None
 
 
 def test_tampered_file_is_refused(trained, tmp_path):

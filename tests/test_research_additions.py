@@ -148,7 +148,7 @@ def test_a_value_the_bot_would_refuse_stops_the_run_before_any_trial(tiny_dir, t
 
 
 def test_a_model_trained_on_the_test_span_is_refused(tiny_dir, tmp_path, capsys, monkeypatch):
-    import models.meta_model as mm
+    import models.model_warnings as mm
 
     seen = []
     monkeypatch.setattr(mm, "overlap_warning", lambda model, source, start, end: seen.append((start, end))
