@@ -300,6 +300,18 @@ def test_a_promotion_judged_against_another_champion_changes_nothing(store):
     assert_champion(store, c, HIGH)
 
 
+def test_a_verdict_written_after_the_promotion_keeps_the_way_back(store):
+    """The retrain records its verdict after promoting: what the promotion wrote (the champion it replaced) must
+    survive it, or a second rollback would stop short."""
+    a, b, c = add(store, LOW), add(store, MID), add(store, HIGH)
+    store.promote(a, "a")
+    store.promote(b, "b")
+    store.record(b, {"verdict": "promoted", "why": "won its duel"})
+    store.promote(c, "c")
+    assert store.rollback() == (c, b) and store.rollback() == (b, a)
+    assert json.loads((store.versions / b / "verdict.json").read_text())["why"] == "won its duel"
+
+
 def test_rollback_walks_back_through_the_champions_not_forth(store):
     a, b, c = add(store, LOW), add(store, MID), add(store, HIGH)
     for v in (a, b, c):

@@ -19,7 +19,8 @@ from trading.settings import Every
     (Every("days", 5), "2023-06-30T21:00:00+00:00", "2023-07-05T21:00:00+00:00", False),  # 2 sessions (4th shut)
     (Every("days", 5), "2023-06-30T21:00:00+00:00", "2023-07-10T21:00:00+00:00", True),  # 5 sessions
     (Every("bars", 14), "2023-07-03T21:00:00+00:00", "2023-07-05T21:00:00+00:00", False),  # 7 bars + half day
-    (Every("bars", 14), "2023-07-03T21:00:00+00:00", "2023-07-07T21:00:00+00:00", True),
+    (Every("bars", 14), "2023-07-03T21:00:00+00:00", "2023-07-06T21:00:00+00:00", True),  # exactly 14
+    (Every("bars", 15), "2023-07-03T21:00:00+00:00", "2023-07-06T21:00:00+00:00", False),
 ])
 def test_retrain_every_counts_sessions_or_new_bars(every, last, at, due):
     state = {"at": last, "data_end": last[:10]}

@@ -94,6 +94,7 @@ def test_a_better_challenger_replaces_a_placebo_champion(tmp_path, market, champ
     assert first["gain"] >= s.promote_min_gain and first["gain_ci"][0] > 0
     assert all(d["n"] == first["n"] >= 50 for d in verdict["duels"]), "every rival scored on the same candidates"
     assert store.champion()["previous"] == old, "a rollback returns to the placebo"
+    assert (store.versions / out.version / "validation.png").stat().st_size > 0, "its plot kept beside it"
 
 
 def test_a_challenger_trained_on_shuffled_labels_is_never_promoted(tmp_path, market, champions):
