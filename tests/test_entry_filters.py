@@ -79,6 +79,15 @@ def test_spread_gate_reads_live_quotes_and_is_skipped_without_them(settings):
     assert "skipped in this backtest" in spread_note(s, live=False) and spread_note(s, live=True) is None
 
 
+def test_a_symbol_without_a_two_sided_quote_waits_when_the_quotes_were_read(settings):
+    snap = snapshot(cash=100_000, prices={"AAPL": row(), "MSFT": row(close=300.0)})
+    out = plan(settings, dataclasses.replace(snap, quotes={"MSFT": (299.97, 300.03)}), max_spread_bps=10)
+    assert out["AAPL"].data["gate"] == "spread" and "no two-sided quote" in out["AAPL"].reason
+    assert out["MSFT"].action == "enter"
+    assert plan(settings, dataclasses.replace(snap, quotes=None), max_spread_bps=10)["AAPL"].action == "enter", \
+        "quotes not read at all (a backtest, or the request failed and a note says so): the gate is skipped"
+
+
 @pytest.mark.parametrize("quote", [(100.02, 99.98), (0.0, 100.0), (100.0, 0.0), (float("nan"), 100.0)])
 def test_a_crossed_or_one_sided_quote_never_passes_the_spread_gate(settings, quote):
     """A crossed quote has a negative width and an ask of 0 a negative one too: neither is a tight market."""

@@ -219,7 +219,8 @@ SPECS: tuple[Spec, ...] = (
          lambda v: v >= 0),
     Spec("MAX_SPREAD_BPS", "max_spread_bps", "0", _float, "0 <= x <= 1000",
          "Live: enter only when the quote's spread is at most this many basis points of its midpoint (one "
-         "more request per iteration; 0: off). Backtests have no quotes and skip it, saying so.",
+         "more request per iteration; 0: off); no two-sided quote, or a crossed one, does not pass. Backtests "
+         "have no quotes and skip it, saying so.",
          _between(0, 1000)),
     Spec("CORRELATION_MAX", "correlation_max", "1", _float, "-1 < x <= 1",
          "No new entry whose returns correlate above this with the current book's value-weighted returns "

@@ -6,8 +6,9 @@ so the journal counts what each one blocked:
 - trend: the close above the 200-bar trend line (TREND_FILTER);
 - volatility: ATR(14) as a share of the price within [ATR_PCT_MIN, ATR_PCT_MAX];
 - liquidity: average daily dollar volume over 20 sessions at least MIN_DOLLAR_VOLUME;
-- spread (live): the latest quote's spread at most MAX_SPREAD_BPS of its midpoint; a backtest has no quotes, so
-  the gate is skipped there and the strategy's start-up line says so;
+- spread (live): the latest quote's spread at most MAX_SPREAD_BPS of its midpoint; no two-sided quote, or a
+  crossed one, does not pass; a backtest has no quotes, so the gate is skipped there and the strategy's
+  start-up line says so;
 - correlation: the candidate's returns over CORRELATION_BARS bars correlate at most CORRELATION_MAX with the
   current book's value-weighted returns.
 
@@ -99,8 +100,10 @@ def _liquidity(rows: pd.DataFrame, sym: str, s: Settings) -> tuple[str, str] | N
 
 
 def _spread(snap: Snapshot, sym: str, s: Settings) -> tuple[str, str] | None:
-    if s.max_spread_bps <= 0 or not snap.quotes or sym not in snap.quotes:
+    if s.max_spread_bps <= 0 or snap.quotes is None:  # a backtest, or the quotes could not be read (a note says so)
         return None
+    if sym not in snap.quotes:  # read, but Alpaca had no two-sided quote for it (the gateway leaves those out)
+        return "spread", "no two-sided quote (bid and ask) to judge the spread by"
     bid, ask = snap.quotes[sym]
     if not (math.isfinite(bid) and math.isfinite(ask) and 0 < bid <= ask):  # one-sided or crossed: no price to trust
         return "spread", f"quote {bid:.2f} x {ask:.2f} is not a two-sided market (one side missing or crossed)"
