@@ -8,7 +8,8 @@
 import argparse
 import sys
 from datetime import datetime
-from pathlib import Path
+
+from trading.settings_cli import add_settings_arguments, settings_from_args
 
 COMMANDS = ("history", "rollback")
 
@@ -23,17 +24,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--at", type=datetime.fromisoformat, default=None,
                     help="--schedule --once: the time to judge by, ISO (naive: UTC; default now; the bot passes its "
                          "clock)")
-    ap.add_argument("--env-file", type=Path, default=Path(".env"))
-    ap.add_argument("--profile", default=None, help="settings profile (profiles/NAME.env or a path)")
+    add_settings_arguments(ap)
     args = ap.parse_args(argv)
 
     from models.registry import ModelStore, RegistryError
     from models.schedule import loop, run_once
-    from trading.settings import Settings, SettingsError
+    from trading.settings import SettingsError
 
     try:
-        settings = Settings.load(dotenv_path=args.env_file,
-                                 overrides={"PROFILE": args.profile} if args.profile else None)
+        settings = settings_from_args(args)
         store = ModelStore(settings.model_path, settings.models_kept)
         if args.command == "history":
             print(render_history(store))

@@ -13,13 +13,13 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from models.dataset import Dataset, TrainingError, build_dataset
+from models.dataset import Dataset, build_dataset
 from models.exit_sim import ExitPolicy
 from models.features import FeatureParams
 from models.meta_model import DEFAULT_MIN_EXPECTED_R, ModelError, load_meta_model
@@ -128,15 +128,3 @@ def _champion(settings, store: ModelStore, params: FeatureParams):
 
 def _placebo(ds: Dataset, seed: int = 0) -> Dataset:
     return replace(ds, r=np.random.default_rng(seed).permutation(ds.r))
-
-
-def data_window(end: date, days: int) -> tuple[date, date]:
-    return end - timedelta(days=days), end
-
-
-def failed(why: str, store: ModelStore, t0: float) -> Outcome:
-    return Outcome("failed", f"{why}; the champion {store.champion_version() or '(none)'} stays",
-                   champion=store.champion_version(), seconds=time.perf_counter() - t0)
-
-
-__all__ = ["Outcome", "TrainingError", "data_window", "failed", "retrain", "window_start"]

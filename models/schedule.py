@@ -23,7 +23,7 @@ import pandas as pd
 
 from marketdata.sessions import NY, hourly_bars, nyse_sessions
 from models.registry import ModelStore, fsync_write
-from models.retrain import Outcome, failed, retrain
+from models.retrain import Outcome, retrain
 
 STATE_NAME, LOCK_NAME = "retrain.json", ".retrain.lock"
 AFTER_CLOSE = pd.Timedelta(minutes=15)  # the day's last bars settle at the data vendor first
@@ -127,6 +127,11 @@ def run_once(settings, at: datetime | None = None, force: bool = False, say=prin
         outcome = _attempt(settings, store, last_close.date(), say, market)
         write_state(store, outcome, at)
     return outcome
+
+
+def failed(why: str, store: ModelStore, t0: float) -> Outcome:
+    return Outcome("failed", f"{why}; the champion {store.champion_version() or '(none)'} stays",
+                   champion=store.champion_version(), seconds=time.perf_counter() - t0)
 
 
 def _attempt(settings, store: ModelStore, end: date, say, market) -> Outcome:

@@ -35,6 +35,7 @@ from models.meta_model import CARD_FORMAT, DEFAULT_MIN_EXPECTED_R
 from models.model_files import plot_validation, render_report, write_model
 from models.stop_comparison import StopComparison
 from models.validation import select, walk_forward
+from trading.settings_cli import add_settings_arguments, settings_from_args
 
 TRAIN_DEFAULT_WINDOW = (date(2021, 1, 4), date(2023, 12, 29))
 MIN_TRAIN_CANDIDATES = 100
@@ -132,18 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder (default: the folder of MODEL_PATH)")
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--seed", type=int, default=None, help="seed of the built-in market")
-    ap.add_argument("--env-file", type=Path, default=Path(".env"))
-    ap.add_argument("--profile", default=None, help="settings profile (profiles/NAME.env or a path)")
+    add_settings_arguments(ap)
     args = ap.parse_args(argv)
 
     from backtest.runner import BacktestConfig, load_market
     from marketdata.builtin import DEFAULT_SEED
     from marketdata.csv_source import DataError
-    from trading.settings import Settings, SettingsError
+    from trading.settings import SettingsError
 
     try:
-        settings = Settings.load(dotenv_path=args.env_file,
-                                 overrides={"PROFILE": args.profile} if args.profile else None)
+        settings = settings_from_args(args)
         config = BacktestConfig(data=args.data, start=args.start, end=args.end, timeframe=args.timeframe,
                                 refresh=args.refresh, seed=DEFAULT_SEED if args.seed is None else args.seed)
         market, start, end = load_market(config, settings, default_window=TRAIN_DEFAULT_WINDOW)

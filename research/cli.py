@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trading.settings_cli import add_settings_arguments, settings_from_args
+
 OBJECTIVES = ("ret_over_dd", "sharpe", "return")
 
 
@@ -25,17 +27,12 @@ def add_run_arguments(ap: argparse.ArgumentParser, what: str) -> None:
     ap.add_argument("--address", default=None, help="join an existing Ray cluster (default: a local one)")
     ap.add_argument("--cpus", type=int, default=None, help="local Ray: CPUs to use (default: all)")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--profile", default=None, help=f"base settings profile the {what} starts from")
-    ap.add_argument("--env-file", type=Path, default=Path(".env"))
+    add_settings_arguments(ap, profile_help=f"base settings profile the {what} starts from")
     ap.add_argument("--out", type=Path, default=None, help=f"folder for the {what} folder (default REPORTS_DIR)")
     ap.add_argument("--no-progress", action="store_true")
 
 
-def base_settings(args):
-    """The settings every trial starts from: .env (and --profile); SettingsError names what is wrong."""
-    from trading.settings import Settings
-
-    return Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": args.profile} if args.profile else None)
+base_settings = settings_from_args  # the settings every trial starts from: .env and --profile
 
 
 def make_runner(args, market, base_env: dict[str, str]):

@@ -168,10 +168,7 @@ class ModelLifeBot:
 def _child_env(settings) -> dict[str, str]:
     """The bot's settings for the retrain process (its Alpaca keys read the history with RETRAIN_DATA=alpaca):
     passed in the child's environment, never written anywhere; the package importable from any folder."""
-    from trading.settings import as_text
-    from trading.settings_specs import SPECS
-
     base = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_") and k not in NOT_FOR_THE_CHILD}
     path = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
-    return {**base, "PYTHONPATH": path,
-            **{s.env: as_text(getattr(settings, s.attr)) for s in SPECS if s.env not in NOT_FOR_THE_CHILD}}
+    mine = {k: v for k, v in settings.as_env().items() if k not in NOT_FOR_THE_CHILD}
+    return {**base, "PYTHONPATH": path, **mine}

@@ -38,6 +38,14 @@ def install(model_path, members, params) -> str:
     return card["version"]
 
 
+def bot_with_model(srv, tmp_path, env: dict, members) -> tuple[LiveBot, FeatureParams, str]:
+    """A bot started with a constant model installed at env's MODEL_PATH as its champion."""
+    params = FeatureParams.from_settings(Settings.load(environ=bot_environment(srv, **env), dotenv_path=None))
+    version = install(env["MODEL_PATH"], members, params)
+    bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env, scorer=load_meta_model(env["MODEL_PATH"], params))
+    return bot, params, version
+
+
 def test_the_bot_retrains_after_the_close_without_waiting_and_picks_up_the_winner(tmp_path, monkeypatch):
     d = Settings.defaults()
     write_csv(edge_market(d), tmp_path / "bars")  # 2022-01 .. 2023-06: a market with a learnable edge
@@ -86,9 +94,7 @@ def test_a_failed_scheduled_retrain_is_said_once_and_the_model_stays(tmp_path):
     try:
         path = tmp_path / "models" / "meta_model.joblib"
         env = {"RETRAIN_EVERY": "1D", "RETRAIN_DATA": f"csv:{tmp_path / 'nowhere'}", "MODEL_PATH": str(path)}
-        params = FeatureParams.from_settings(Settings.load(environ=bot_environment(srv, **env), dotenv_path=None))
-        old = install(path, (0.5, 0.5, 0.5), params)
-        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env, scorer=load_meta_model(path, params))
+        bot, _, old = bot_with_model(srv, tmp_path, env, (0.5, 0.5, 0.5))
         bot.iterate()
         assert bot.strategy._retrain.wait(timeout=120) == 2
         for _ in range(3):
@@ -107,9 +113,7 @@ def test_a_new_champion_is_picked_up_and_one_that_cannot_be_trusted_is_refused_o
     try:
         path = tmp_path / "models" / "meta_model.joblib"
         env = {"MODEL_PATH": str(path)}
-        params = FeatureParams.from_settings(Settings.load(environ=bot_environment(srv, **env), dotenv_path=None))
-        a = install(path, (0.1, 0.1, 0.1), params)
-        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env, scorer=load_meta_model(path, params))
+        bot, params, a = bot_with_model(srv, tmp_path, env, (0.1, 0.1, 0.1))
         bot.iterate()
         assert not rows(bot, "model-changed")
         b = install(path, (0.9, 0.9, 0.9), params)  # trained by hand while the bot runs
@@ -195,9 +199,7 @@ def test_model_housekeeping_that_fails_never_stops_the_trading(tmp_path, monkeyp
     try:
         path = tmp_path / "models" / "meta_model.joblib"
         env = {"MODEL_PATH": str(path)}
-        params = FeatureParams.from_settings(Settings.load(environ=bot_environment(srv, **env), dotenv_path=None))
-        install(path, (0.1, 0.1, 0.1), params)
-        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env, scorer=load_meta_model(path, params))
+        bot, params, _ = bot_with_model(srv, tmp_path, env, (0.1, 0.1, 0.1))
 
         def broken(settings):
             raise RuntimeError("the disk said no")

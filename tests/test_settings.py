@@ -156,3 +156,14 @@ def test_every_cross_field_rule_is_in_the_table():
             Settings.from_mapping(bad)
         refused.add(err.value.problems)
     assert len(refused) == len(CROSS_FIELD_RULES), "each rule has a message of its own"
+
+
+def test_the_strategy_env_leaves_out_the_account_and_the_machine_and_as_env_round_trips():
+    """strategy_env is what a run record (the journal), a sweep's trials and a profile get: never a key or token."""
+    s = Settings.load(environ={"ALPACA_API_KEY": "PKSECRETKEY123", "ALPACA_API_SECRET": "verysecretsecret",
+                               "API_TOKEN": "tok" * 8, "RETRAIN_EVERY": "5D"}, dotenv_path=None)
+    env = s.strategy_env()
+    assert not {"ALPACA_API_KEY", "ALPACA_API_SECRET", "API_TOKEN", "ALERT_URLS", "JOURNAL_PATH"} & set(env)
+    assert env["RETRAIN_EVERY"] == "5D" and env["STOP_LOSS_PCT"] == str(s.stop_loss_pct)
+    assert "PKSECRETKEY123" not in repr(env)
+    assert Settings.load(environ=s.as_env(), dotenv_path=None) == s, "every setting survives the round trip"

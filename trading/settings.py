@@ -237,7 +237,7 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(unknown)}", tuple(
                 f"{k} is not a setting; see .env.example for the names" for k in unknown))
-        raw = {s.env: as_text(getattr(self, s.attr)) for s in SPECS}
+        raw = self.as_env()
         raw.update({k: str(v) for k, v in changes.items()})
         return Settings.from_mapping(raw)
 
@@ -254,10 +254,16 @@ class Settings:
         """Universe, bellwethers, inverse ETFs and benchmarks, each once, in that order."""
         return tuple(dict.fromkeys(self.universe + self.bellwethers + self.inverse_symbols + benchmarks))
 
+    def as_env(self) -> dict[str, str]:
+        """Every setting as it would be written in .env (secrets revealed: for a child process's environment or a
+        validation round trip, never for a file or a log)."""
+        return {s.env: as_text(getattr(self, s.attr)) for s in SPECS}
+
     def strategy_env(self) -> dict[str, str]:
         """Every strategy, risk, model and cost setting as it would be written in .env (not the account's or the
         machine's: MACHINE_GROUPS): what a profile, a sweep's trial or a run's replay needs."""
-        return {s.env: as_text(getattr(self, s.attr)) for s in SPECS if s.group not in MACHINE_GROUPS}
+        machine = {s.env for s in SPECS if s.group in MACHINE_GROUPS}
+        return {k: v for k, v in self.as_env().items() if k not in machine}
 
     def public_dict(self) -> dict[str, Any]:
         """All settings except secrets, for reports."""
