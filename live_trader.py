@@ -260,7 +260,9 @@ def run_live_command(args) -> int:
             "python live_trader.py --strategy combined --backtest")
     lumibot_env.prepare(backtesting=False)
     from broker.launcher import LaunchError, banner, connect, mask, money_gate, run
-    from models.meta_model import load_confidence
+    from models.meta_model import ModelError, load_confidence
+    from ops.alert_events import bot_not_started
+    from ops.alerts import send_now
     from utils import logging_setup
 
     try:
@@ -268,7 +270,9 @@ def run_live_command(args) -> int:
         gateway, account = connect(settings)
         print(banner(settings, account, args.dry_run), flush=True)
         money_gate(settings, args.live, args.yes, account)
-    except LaunchError as exc:
+    except (LaunchError, ModelError) as exc:
+        # a bot restarted unattended (systemd, cron) that refuses to start is otherwise silent on the phone
+        send_now(settings, bot_not_started(str(exc)))
         raise UsageError(str(exc)) from None
     logging_setup.configure(settings.log_level, console=True, logfile=Path("logs") / "trader.log")
     try:

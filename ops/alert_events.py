@@ -26,6 +26,9 @@ EVENTS: dict[str, EventSpec] = {
     "bot_started": EventSpec("info", "Bot started", "the bot starts: paper or LIVE, masked account, equity "
                              "(warning when it trades real money)"),
     "bot_stopped": EventSpec("warning", "Bot stopped", "the bot stops (Ctrl-C, SIGTERM, or an error: critical)"),
+    "bot_not_started": EventSpec("critical", "Bot did not start", "`live_trader.py` refused to start: the model file "
+                                 "cannot be trusted, Alpaca did not answer, or live money was not opted into; why",
+                                 per_symbol=False),
     "order_rejected": EventSpec("warning", "Order rejected", "Alpaca refused an order: its message"),
     "unprotected": EventSpec("warning", "Position unprotected", "step 1 found a position without a server-side "
                              "stop (an OCO is being placed)"),
@@ -189,6 +192,10 @@ class OrderOutcomes:
 
 def bot_started(banner: str, live: bool) -> AlertEvent:
     return make("bot_started", f"bot started: {banner}", level="warning" if live else None)
+
+
+def bot_not_started(why: str) -> AlertEvent:
+    return make("bot_not_started", f"the bot did not start and is not trading: {why}")
 
 
 def bot_stopped(banner: str, error: BaseException | None = None) -> AlertEvent:

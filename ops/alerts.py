@@ -245,3 +245,18 @@ class Alerter:
             self.journal.update_alert(alert_id, status)
         except Exception as exc:  # noqa: BLE001 - a journal already closed at shutdown: the status is only lost
             logger.debug("alert %s status %s not journaled: %s", alert_id, status, exc)
+
+
+def send_now(settings: Settings, event, timeout: float = 5.0) -> str:
+    """Send one alert (an ops.alert_events.AlertEvent) outside a running bot, waiting up to `timeout` seconds for
+    it to go out: for a start that fails before the bot (and its alerter) exists. Never raises; returns what
+    became of it."""
+    try:
+        alerter = Alerter.from_settings(settings)
+    except SettingsError as exc:  # a URL apprise cannot use: the start's own error is the one to show
+        logger.warning("alert not sent: %s", exc)
+        return "failed"
+    outcome = alerter.emit(event.event, event.level, event.text, key=event.key, title=event.title)
+    alerter.close(timeout)
+    return outcome
+

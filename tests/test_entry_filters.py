@@ -117,6 +117,23 @@ def test_correlation_cap_against_the_books_weighted_returns(settings):
     assert plan(settings, flat, correlation_max=0.7)["JPM"].action == "enter"
 
 
+def test_correlation_cap_counts_the_entries_planned_earlier_in_the_same_iteration(settings):
+    """Nothing held, XOM and JPM both oversold and moving together: the first (lower RSI) is bought, the second
+    waits because it would double the same bet; an unrelated stock still enters, and without the cap all three."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(0, 0.01, 80)
+    closes = pd.DataFrame({"XOM": 100 * np.cumprod(1 + base),
+                           "JPM": 100 * np.cumprod(1 + base + rng.normal(0, 0.002, 80)),
+                           "AAPL": 100 * np.cumprod(1 + rng.normal(0, 0.01, 80))})
+    snap = snapshot(cash=90_000, prices={"XOM": row(rsi=20.0), "JPM": row(rsi=25.0), "AAPL": row(rsi=28.0)})
+    snap = dataclasses.replace(snap, history=_history(closes))
+    out = plan(settings, snap, correlation_max=0.7)
+    assert out["XOM"].action == "enter" and out["AAPL"].action == "enter"
+    assert out["JPM"].action == "skip" and out["JPM"].data["gate"] == "correlation"
+    assert "with this iteration's entries" in out["JPM"].reason and "correlate 0.9" in out["JPM"].reason
+    assert {d.action for d in plan(settings, snap).values()} == {"enter"}, "CORRELATION_MAX=1: no cap"
+
+
 def test_the_real_indicator_columns_feed_the_filters():
     from marketdata.builtin import generate, inverse_map
     from trading.indicators import IndicatorBook, market_frames

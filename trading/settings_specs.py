@@ -223,7 +223,8 @@ SPECS: tuple[Spec, ...] = (
          "have no quotes and skip it, saying so.",
          _between(0, 1000)),
     Spec("CORRELATION_MAX", "correlation_max", "1", _float, "-1 < x <= 1",
-         "No new entry whose returns correlate above this with the current book's value-weighted returns "
+         "No new entry whose returns correlate above this with the book's value-weighted returns (what is held "
+         "and the entries planned before it in the same iteration) "
          "(1: off).", _between(-1, 1, True)),
     Spec("CORRELATION_BARS", "correlation_bars", "60", _int, "10 <= x <= 250",
          "Bars of returns the correlation cap measures.", _between(10, 250)),

@@ -26,7 +26,7 @@ from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket
 from trading.settings import Settings
 from trading.sizing import bracket_levels, entry_size
 from trading.snapshot import Snapshot
-from trading.steps.entry_filters import market_gate, market_volatility, screen
+from trading.steps.entry_filters import correlated_with_planned, market_gate, market_volatility, screen
 
 
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
@@ -78,12 +78,18 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
     ranked = sorted(zip(candidates, judged, strict=True), key=lambda cj: (-_finite(cj[1].rank), oversold[cj[0]]))
     market_vol = market_volatility(snap) if s.vol_target_pct > 0 else math.nan
     available = cash_available
+    planned: dict[str, float] = {}  # {symbol: notional} entered so far this iteration: the correlation cap's book
     for sym, j in ranked:
         r = oversold[sym]
         data = {"rsi": r, **j.data, "source": scorer.name, **({"reentry": True} if sym in again else {})}
         if j.gate:
             decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, {j.why} ({scorer.name})",
                                       data={**data, "gate": j.gate}))
+            continue
+        correlated = correlated_with_planned(snap, s, sym, planned)
+        if correlated:
+            decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, {j.what} ({scorer.name}) but {correlated[1]}",
+                                      data={**data, "gate": correlated[0]}))
             continue
         conf = j.size_confidence
         price = snap.price(sym)
@@ -107,6 +113,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
             decisions.append(Decision(step, sym, "skip", f"{head} {order.reason} ({size.why})", data=data))
             continue
         available -= order.notional * (1 + MARKET_BUY_COLLAR)
+        planned[sym] = float(order.notional)
         data.update(qty=order.qty, price=price, notional=order.notional, stop=float(order.stop_loss))
         decisions.append(Decision(step, sym, "enter",
                                   f"{_REENTRY if sym in again else ''}RSI {r:.1f}, {j.why} ({scorer.name}): "

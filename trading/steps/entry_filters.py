@@ -10,7 +10,9 @@ so the journal counts what each one blocked:
   crossed one, does not pass; a backtest has no quotes, so the gate is skipped there and the strategy's
   start-up line says so;
 - correlation: the candidate's returns over CORRELATION_BARS bars correlate at most CORRELATION_MAX with the
-  current book's value-weighted returns.
+  book's value-weighted returns: what is held (`screen`), then with the entries this iteration has already
+  planned added at their notional (`correlated_with_planned`), so two stocks that move together are not both
+  bought in one iteration because the book was empty when it began.
 
 Each returns a reason or None; a missing input (no SPY data, too little history, no quote) never blocks, it is
 a filter on what is known.
@@ -58,6 +60,16 @@ def screen(snap: Snapshot, s: Settings, candidates: list[str]) -> dict[str, tupl
         if why:
             out[sym] = why
     return out
+
+
+def correlated_with_planned(snap: Snapshot, s: Settings, sym: str,
+                            planned: dict[str, float]) -> tuple[str, str] | None:
+    """The correlation gate again for `sym`, against the book with this iteration's planned entries ({symbol:
+    notional}) added; None when the cap is off or nothing is planned yet (`screen` judged the book as held)."""
+    if s.correlation_max >= 1 or not planned:
+        return None
+    book = _book_returns(snap, s, planned)
+    return _correlation(snap.returns([sym], s.correlation_bars), sym, s, book, " with this iteration's entries")
 
 
 def spread_note(s: Settings, live: bool) -> str | None:
@@ -114,9 +126,12 @@ def _spread(snap: Snapshot, sym: str, s: Settings) -> tuple[str, str] | None:
     return None
 
 
-def _book_returns(snap: Snapshot, s: Settings) -> pd.Series | None:
-    """The current book's value-weighted returns (long positions, hedges included as held), or None."""
+def _book_returns(snap: Snapshot, s: Settings, planned: dict[str, float] | None = None) -> pd.Series | None:
+    """The book's value-weighted returns (long positions, hedges included as held, plus `planned` {symbol:
+    notional}), or None."""
     held = {sym: h.value(snap.price(sym)) for sym, h in snap.holdings.items()}
+    for sym, notional in (planned or {}).items():
+        held[sym] = held.get(sym, 0.0) + notional
     held = {sym: v for sym, v in held.items() if math.isfinite(v) and v != 0}
     if not held:
         return None
@@ -127,7 +142,8 @@ def _book_returns(snap: Snapshot, s: Settings) -> pd.Series | None:
     return (rets.fillna(0.0) * (weights / weights.abs().sum())).sum(axis=1)
 
 
-def _correlation(rets: pd.DataFrame | None, sym: str, s: Settings, book: pd.Series | None) -> tuple[str, str] | None:
+def _correlation(rets: pd.DataFrame | None, sym: str, s: Settings, book: pd.Series | None,
+                 book_is: str = "") -> tuple[str, str] | None:
     if book is None or rets is None:
         return None
     if sym not in rets or rets[sym].count() < s.correlation_bars // 2:
@@ -137,8 +153,8 @@ def _correlation(rets: pd.DataFrame | None, sym: str, s: Settings, book: pd.Seri
         return None
     corr = float(np.corrcoef(pair.iloc[:, 0], pair.iloc[:, 1])[0, 1])
     if corr > s.correlation_max:
-        return "correlation", (f"its returns correlate {corr:.2f} with the book's over {s.correlation_bars} bars "
-                               f"> CORRELATION_MAX {s.correlation_max:.2f}")
+        return "correlation", (f"its returns correlate {corr:.2f} with the book's{book_is} over "
+                               f"{s.correlation_bars} bars > CORRELATION_MAX {s.correlation_max:.2f}")
     return None
 
 
