@@ -10,7 +10,7 @@ the trade the bot really makes, with the rules of trading/steps/exits.py:
   bar reaching both counts as the stop (the worse case, as the bracket label does);
 - at each bar's close (the iteration) in the exit step's order: the time exit (TIME_EXIT_HOURS trading hours
   without ever reaching +1R: sold at the close), the partial (half sold at the close at +PARTIAL_AT_R, the
-  stop to breakeven), else the higher of breakeven and trailing stops (never lowered, never at the price);
+  stop to breakeven), else the higher of breakeven and trailing stops below the close (never lowered);
 - a trade still open after H bars (MODEL_HORIZON_BARS) is valued at that bar's close.
 
 Costs: COST_BPS per side (slippage) is taken off, in R, so a gate on expected R is a gate net of costs.
@@ -122,7 +122,8 @@ def _follow(o, h, lo, c, atr, t, entry, stop, target, risk, p: ExitPolicy) -> tu
             moves.append(entry * (1 + BREAKEVEN_OFFSET))
         if p.trail_after_r > 0 and r_best >= p.trail_after_r and np.isfinite(atr[j]) and atr[j] > 0:
             moves.append(highest - p.trail_atr_mult * atr[j])
-        if moves and stop < max(moves) < c[j]:
+        moves = [m for m in moves if m < c[j]]  # one at or above the close waits; it never holds back a lower one
+        if moves and stop < max(moves):
             stop = max(moves)
             breakeven_done = breakeven_done or stop >= entry
     return _net(banked + left * (c[last] - entry), entry, risk, p), last - t, 3

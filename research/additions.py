@@ -73,6 +73,8 @@ ADDITIONS: tuple[Addition, ...] = (
     Addition("reentry", {"REENTRY_DAYS": "10"}, (Param("REENTRY_DAYS", 3, 30, "int"),),
              note="after a take-profit, bought again while above the trend line"),
     Addition("wider_universe", {"UNIVERSE": ALL_STOCKS}, note="every stock in the data: more survivorship bias"),
+    Addition("more_dips", {"RSI_OVERSOLD": "35"}, (Param("RSI_OVERSOLD", 25, 45, "int"),),
+             note="a looser oversold level: more dips bought, more time in the market"),
     Addition("atr_sizing", {"STOP_MODE": "atr"},
              (Param("ATR_STOP_MULT", 1.0, 4.0), Param("ATR_TARGET_MULT", 4.5, 12.0)),  # disjoint: STOP < TARGET
              note="shares = risk / ATR stop: per-trade volatility sizing, not a portfolio volatility target"),

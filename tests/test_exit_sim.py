@@ -131,3 +131,12 @@ def test_a_stop_never_moves_down_when_the_trail_is_below_the_breakeven_stop():
     r, held, reason = run(path, policy(breakeven_at_r=1.0, trail_after_r=2.0, trail_atr_mult=2.0), atr=10.0)
     # bar 1 moves the stop to breakeven (100.10); the trail (111 - 20 = 91) is lower and must not replace it
     assert (held, reason) == (3, "stop") and r == pytest.approx(0.1 / 5)
+
+
+def test_a_trail_above_the_close_waits_and_does_not_hold_back_the_breakeven():
+    path = [FLAT, (100, 111, 100, 101.5), (101.5, 106, 101, 106), (106, 106, 99, 100), FLAT, FLAT, FLAT]
+    r, held, reason = run(path, policy(breakeven_at_r=1.0, trail_after_r=2.0, trail_atr_mult=1.0), atr=2.0)
+    # bar 1 spiked to 111 (+2.2R): its trail (109) is above every later close; bar 2 (+1.2R) still moves the stop
+    # to breakeven (100.10), as the live exit step does (tests/test_sizing_and_exits.py), and bar 3 hits it
+    assert (held, reason) == (3, "stop") and r == pytest.approx(0.1 / 5)
+

@@ -51,7 +51,8 @@ def test_the_table_has_one_row_per_addition_plus_spy_with_the_asked_columns(repo
     assert table[["return", "max_drawdown", "worst_month", "exposure"]].notna().all().all()
     text = (report / "table.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| addition"))
-    for name in ("return", "max drawdown", "return / max DD", "worst month", "trades", "exposure", "Sharpe"):
+    for name in ("return", "max drawdown", "return / max DD", "worst month", "trades", "exposure", "Sharpe",
+                 "Sharpe 95% CI"):
         assert f"| {name} |" in header
     assert "2016-" in text and "csv:" in text  # the span and the data it ran on are stated
     assert (report / "equity.png").stat().st_size > 10_000

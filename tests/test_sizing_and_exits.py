@@ -148,6 +148,19 @@ def test_partial_then_trailing_never_loosens():
     assert t.events[-1] == ("stopped", pytest.approx(115.0))
 
 
+def test_a_trail_above_the_price_does_not_hold_back_the_breakeven():
+    """A bar spiked to 111 (+2.2R; a gap that faded, or a bad print) and closed at 101.5: the trail from that high
+    (109) is above the next prices, so it waits; the breakeven at +1.2R still goes in below the price (no partial,
+    to watch the trail alone)."""
+    t = Trade(settings=replace(S, partial_at_r=0.0))
+    assert t.step(101.5, high=111) == []
+    (d,) = t.step(106)
+    assert d.action == "breakeven" and t.stop == pytest.approx(100.10)
+    assert t.step(108.5) == [], "the trail (109) is still above the price"
+    (d,) = t.step(112, high=112)
+    assert d.action == "trailing" and t.stop == pytest.approx(110.0)
+
+
 def test_time_exit_after_24_hours_without_progress():
     t = Trade(settings=TIMED)
     for k in range(23):

@@ -99,13 +99,14 @@ def plan_exits(snap: Snapshot, s: Settings, trades: dict[str, Lot], exiting: set
             candidates.append((to_tick(lot.highest - s.trail_atr_mult * atr, ROUND_FLOOR), "trailing",
                                f"best +{r_best:.2f}R >= {s.trail_after_r:g}R: trail {s.trail_atr_mult:g} ATR below "
                                f"the high {lot.highest:.2f}"))
+        # a stop at or above the price would fill at once: such a candidate waits for a later bar, and does not
+        # hold back a lower one (a trail from a spike's high, or a bad print's, must not cancel the breakeven)
+        candidates = [c for c in candidates if c[0] <= to_tick(price) - CENT]
         if not candidates or not stops:
             continue
         new_stop, kind, why = max(candidates, key=lambda c: c[0])
         if current_stop is not None and new_stop <= to_tick(current_stop):
             continue  # never loosen, and do not churn an unchanged stop
-        if new_stop > to_tick(price) - CENT:
-            continue  # a stop at or above the price would fill at once; the next bar decides
         updates = tuple(StopUpdate(sym, o.order_id, new_stop, ids(sym, f"move-stop-{o.order_id[-6:]}"))
                         for o in stops)
         update = {"stop": float(new_stop), "stop_reason": kind, "trailing": kind == "trailing",
