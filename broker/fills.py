@@ -13,7 +13,7 @@ from datetime import datetime
 
 from broker.gateway import AlpacaGateway
 from trading.execution.venue import enum_value as _value
-from trading.orders import role_from_client_id
+from trading.order_ids import role_from_client_id
 from trading.records.ledger import Fill, Ledger
 
 logger = logging.getLogger("trader.broker")

@@ -15,7 +15,7 @@ from datetime import datetime
 from broker.fills import FillWatcher
 from broker.gateway import AlpacaGateway
 from broker.snapshot import open_orders
-from trading.orders import role_from_client_id
+from trading.order_ids import role_from_client_id
 from trading.records.journal import Journal
 from trading.records.ledger import Fill, Ledger
 

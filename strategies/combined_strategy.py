@@ -45,7 +45,7 @@ from trading.execution.executor import Executor
 from trading.execution.venue import enum_value as _value
 from trading.indicators import MIN_HISTORY_BARS, IndicatorBook
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.orders import OrderIds, floor_time
+from trading.order_ids import OrderIds, floor_time
 from trading.records.decision_log import DecisionLog
 from trading.records.journal import Journal
 from trading.records.ledger import Fill, Ledger

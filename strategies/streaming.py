@@ -18,7 +18,7 @@ import pandas as pd
 from broker.errors import BrokerUnavailable
 from trading.execution.venue import enum_value
 from trading.intents import IntentKind
-from trading.orders import OrderIds, floor_time
+from trading.order_ids import OrderIds, floor_time
 from trading.steps.between_bars import plan_between_bars, with_price
 
 FILL_EVENTS = ("fill", "partial_fill")

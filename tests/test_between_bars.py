@@ -9,7 +9,7 @@ import pytest
 
 from tests.builders import NOW, oco_legs, snapshot
 from trading.intents import IntentKind
-from trading.orders import OrderIds
+from trading.order_ids import OrderIds
 from trading.records.ledger import Lot
 from trading.settings import Settings
 from trading.steps.between_bars import plan_between_bars, with_price

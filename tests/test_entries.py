@@ -7,7 +7,8 @@ import pytest
 
 from tests.builders import Fixed, snapshot
 from trading.confidence import RuleConfidence
-from trading.orders import BracketOrder, OrderIds
+from trading.order_ids import OrderIds
+from trading.orders import BracketOrder
 from trading.snapshot import OpenOrder
 from trading.steps.entries import plan_entries
 

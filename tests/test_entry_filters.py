@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.builders import NOW, Fixed, snapshot
-from trading.orders import OrderIds
+from trading.order_ids import OrderIds
 from trading.steps.entries import plan_entries
 from trading.steps.entry_filters import spread_note
 

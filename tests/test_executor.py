@@ -18,15 +18,8 @@ from trading.execution.executor import MAX_ID_RETRIES, Executor, next_client_id
 from trading.execution.resize import BrokerPosition
 from trading.execution.venue import Submitted
 from trading.intents import Intent, IntentKind
-from trading.orders import (
-    BracketOrder,
-    LimitOrder,
-    MarketOrder,
-    OcoOrder,
-    StopUpdate,
-    client_order_id,
-    role_from_client_id,
-)
+from trading.order_ids import client_order_id, role_from_client_id
+from trading.orders import BracketOrder, LimitOrder, MarketOrder, OcoOrder, StopUpdate
 from trading.records.decision_log import DecisionLog
 from trading.records.journal import Journal
 from trading.records.ledger import Ledger

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from tests.builders import market, oco_legs, snapshot
-from trading.orders import BracketOrder, MarketOrder, OrderIds
+from trading.order_ids import OrderIds
+from trading.orders import BracketOrder, MarketOrder
 from trading.snapshot import OpenOrder
 from trading.steps.hedging import choose_inverse, measure_breadth, plan_hedge
 

@@ -21,7 +21,8 @@ from tests.live_harness import (
     unprotected_positions,
 )
 from trading.execution.executor import next_client_id
-from trading.orders import OcoOrder, OrderIds, floor_time
+from trading.order_ids import OrderIds, floor_time
+from trading.orders import OcoOrder
 
 OPEN = "2024-03-05 09:31"
 GATE_OFF = {"BREADTH_ENTRY_GATE": "false"}

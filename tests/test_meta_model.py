@@ -20,7 +20,7 @@ from models.train import train
 from models.validation import walk_forward
 from trading.confidence import RuleConfidence
 from trading.indicators import IndicatorBook, completed_bars, market_frames
-from trading.orders import OrderIds
+from trading.order_ids import OrderIds
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 from trading.steps.entries import plan_entries

@@ -12,7 +12,7 @@ import pytest
 
 from tests.builders import oco_legs, snapshot
 from trading.intents import IntentKind
-from trading.orders import OrderIds
+from trading.order_ids import OrderIds
 from trading.records.ledger import Lot
 from trading.settings import Settings
 from trading.steps.exits import plan_exits, rescore

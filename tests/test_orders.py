@@ -7,6 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from trading.order_ids import client_order_id
 from trading.orders import (
     CENT,
     BracketOrder,
@@ -18,7 +19,6 @@ from trading.orders import (
     build_bracket_for_budget,
     build_market,
     build_oco,
-    client_order_id,
     is_valid_increment,
     to_tick,
 )

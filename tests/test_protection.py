@@ -6,7 +6,8 @@ import pytest
 
 from tests.builders import oco_legs, snapshot
 from trading.intents import IntentKind
-from trading.orders import MarketOrder, OcoOrder, OrderIds
+from trading.order_ids import OrderIds
+from trading.orders import MarketOrder, OcoOrder
 from trading.steps.protection import plan_protection
 
 IDS = OrderIds("combined", snapshot().now)

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from tests.builders import NOW
 from trading.execution.resize import DUST, FULL_EXITS, BrokerPosition, changes_position, fit_to_position
 from trading.intents import Intent, IntentKind
-from trading.orders import LimitOrder, MarketOrder, OcoOrder, StopUpdate, client_order_id
+from trading.order_ids import client_order_id
+from trading.orders import LimitOrder, MarketOrder, OcoOrder, StopUpdate
 
 SYM = "AAPL"
 LEGS = ("g1-sl", "g1-tp")  # the protective legs the intent cancels first

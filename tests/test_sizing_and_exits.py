@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.builders import snapshot
 from trading.intents import IntentKind
-from trading.orders import MarketOrder, OcoOrder, OrderIds, StopUpdate
+from trading.order_ids import OrderIds
+from trading.orders import MarketOrder, OcoOrder, StopUpdate
 from trading.records.ledger import Lot
 from trading.settings import Settings
 from trading.sizing import bracket_levels, confidence_factor, entry_size, kelly_risk_cap, vol_scale

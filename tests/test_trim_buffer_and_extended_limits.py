@@ -6,15 +6,8 @@ from decimal import Decimal
 import pytest
 
 from tests.builders import snapshot
-from trading.orders import (
-    EXTENDED_LIMIT_SLIPPAGE,
-    LimitOrder,
-    MarketOrder,
-    OrderIds,
-    build_market,
-    is_valid_increment,
-    tick_for,
-)
+from trading.order_ids import OrderIds
+from trading.orders import EXTENDED_LIMIT_SLIPPAGE, LimitOrder, MarketOrder, build_market, is_valid_increment, tick_for
 from trading.settings import Settings
 from trading.steps.rebalancing import plan_trims
 

@@ -11,19 +11,14 @@ The value objects validate themselves, so an invalid order cannot exist. Builder
 order or a `Refusal` with the reason, never raise for ordinary market conditions.
 """
 
-import hashlib
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Literal
-
-import pandas as pd
 
 CENT = Decimal("0.01")
 SUB_DOLLAR_TICK = Decimal("0.0001")
 ONE = Decimal("1")
-MAX_CLIENT_ORDER_ID = 128  # Alpaca's limit (A8)
 
 Session = Literal["regular", "extended"]
 
@@ -56,30 +51,6 @@ def to_tick(price: float | Decimal, rounding: str = ROUND_HALF_UP) -> Decimal:
 
 def is_valid_increment(price: Decimal) -> bool:
     return price > 0 and price == price.quantize(tick_for(price))
-
-
-def client_order_id(strategy: str, symbol: str, intent: str, bar_time: datetime, salt: str = "") -> str:
-    """Deterministic id from (strategy, symbol, intent, bar time): the same decision on the same bar
-    always gets the same id, so a restart cannot send it twice (Alpaca refuses a reused id)."""
-    stamp = bar_time.strftime("%Y%m%dT%H%M")
-    digest = hashlib.sha256(f"{strategy}|{symbol}|{intent}|{bar_time.isoformat()}|{salt}".encode()).hexdigest()[:10]
-    cid = f"{strategy[:12]}-{symbol}-{intent}-{stamp}-{digest}"
-    return cid[:MAX_CLIENT_ORDER_ID]
-
-
-ROLE_OF_INTENT = {"enter": "entry", "hedge": "hedge", "protect": "protect", "exit": "exit", "trim": "trim",
-                  "trim-oco": "protect", "unhedge": "unhedge", "partial": "partial", "partial-oco": "protect",
-                  "time-exit": "time-exit", "model-exit": "model-exit", "flatten": "flatten", "reprotect": "protect",
-                  "cover": "cover"}
-
-
-def role_from_client_id(cid: str | None) -> str | None:
-    """The role of one of the bot's own orders, read back from its client order id
-    (strategy-SYMBOL-intent-YYYYmmddTHHMM-hash); None for ids the bot did not make."""
-    parts = (cid or "").split("-")
-    if len(parts) < 5:
-        return None
-    return ROLE_OF_INTENT.get("-".join(parts[2:-2]))
 
 
 # ---------------------------------------------------------------------------------------------- orders
@@ -294,17 +265,6 @@ def build_market(symbol: str, qty: float, side: Literal["buy", "sell"], cid: str
     return MarketOrder(symbol, q, side, cid)
 
 
-@dataclass(frozen=True)
-class OrderIds:
-    """Client order ids for one iteration: `ids("AAPL", "enter")` is the same on every run of that bar."""
-
-    strategy: str
-    bar_time: datetime
-
-    def __call__(self, symbol: str, intent: str) -> str:
-        return client_order_id(self.strategy, symbol, intent, self.bar_time)
-
-
 def request_fields(order: Order) -> dict:
     """The order in Alpaca's field names: what the journal records as sent (and dry runs print)."""
     if isinstance(order, StopUpdate):
@@ -325,9 +285,3 @@ def request_fields(order: Order) -> dict:
         return {**base, "side": order.side, "type": "limit", "order_class": "simple",
                 "limit_price": str(order.limit_price), "extended_hours": order.extended_hours}
     return {**base, "side": order.side, "type": "market", "order_class": "simple"}
-
-
-def floor_time(now, sleeptime_minutes: float) -> pd.Timestamp:
-    """The iteration's slot (e.g. the hour): a restart within the same slot produces the same client order
-    ids, so Alpaca refuses a second copy of any order already sent."""
-    return pd.Timestamp(now).floor(f"{max(int(sleeptime_minutes), 1)}min")

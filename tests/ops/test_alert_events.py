@@ -19,7 +19,7 @@ from tests.risk.helpers import T0, entry_decision, s, snap_at
 from tests.test_executor import World, bracket, ok, refused
 from trading.execution.resize import BrokerPosition
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.orders import OrderIds
+from trading.order_ids import OrderIds
 from trading.records.decision_log import DecisionLog
 from trading.records.journal import Journal
 from trading.records.ledger import Fill, Ledger

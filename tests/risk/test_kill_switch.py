@@ -64,7 +64,8 @@ def test_removing_the_kill_switch_file_does_not_resume_only_the_resume_command_d
 
 def test_halt_cancels_open_entry_orders_only_and_flatten_cancels_and_sells_everything():
     from tests.builders import oco_legs
-    from trading.orders import MarketOrder, OrderIds
+    from trading.order_ids import OrderIds
+    from trading.orders import MarketOrder
     from trading.snapshot import OpenOrder
     from trading.steps.halt import plan_cancel_entries, plan_flatten
 
@@ -85,7 +86,7 @@ def test_halt_cancels_open_entry_orders_only_and_flatten_cancels_and_sells_every
 
 def test_flatten_buys_back_a_short_after_cancelling_its_orders():
     """Defect 2: with a short present, flatten only ever sold longs, so it never completed."""
-    from trading.orders import OrderIds
+    from trading.order_ids import OrderIds
     from trading.snapshot import OpenOrder
     from trading.steps.halt import plan_flatten
 

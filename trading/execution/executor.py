@@ -24,17 +24,16 @@ from datetime import datetime
 
 from trading.execution.resize import BrokerPosition, changes_position, fit_to_position
 from trading.intents import Decision, Intent, IntentKind, Step
+from trading.order_ids import OrderIds, role_from_client_id
 from trading.orders import (
     BracketOrder,
     LimitOrder,
     MarketOrder,
     OcoOrder,
-    OrderIds,
     Refusal,
     StopUpdate,
     build_oco,
     request_fields,
-    role_from_client_id,
     to_tick,
 )
 from trading.steps.protection import default_levels

@@ -13,7 +13,7 @@ import dataclasses
 from datetime import datetime
 
 from trading.intents import Decision, IntentKind
-from trading.orders import OrderIds
+from trading.order_ids import OrderIds
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 from trading.steps.exits import plan_exits

@@ -26,7 +26,8 @@ from dataclasses import replace
 
 from trading.confidence import ConfidenceModel
 from trading.intents import Decision, IntentKind, Plan, Step
-from trading.orders import MARKET_BUY_COLLAR, OrderIds
+from trading.order_ids import OrderIds
+from trading.orders import MARKET_BUY_COLLAR
 from trading.risk.verdict import Mode
 from trading.settings import Settings
 from trading.snapshot import Snapshot

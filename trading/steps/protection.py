@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from trading.intents import Decision, Intent, IntentKind, Step
-from trading.orders import CENT, OrderIds, Refusal, build_market, build_oco, protective_levels, to_tick
+from trading.order_ids import OrderIds
+from trading.orders import CENT, Refusal, build_market, build_oco, protective_levels, to_tick
 from trading.settings import Settings
 from trading.snapshot import Snapshot
 
