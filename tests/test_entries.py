@@ -173,3 +173,25 @@ def test_the_ledger_remembers_only_a_last_trade_that_ended_at_its_take_profit():
     ledger.record_fill(Fill(t0 + timedelta(days=2), "AAPL", "buy", 10, 116.0, "entry", "b2"))
     ledger.record_fill(Fill(t0 + timedelta(days=3), "AAPL", "sell", 10, 110.0, "stop", "s4"))
     assert ledger.take_profits() == {}, "the last trade decides: stopped out after re-entering, no more re-entry"
+
+
+def test_a_restart_remembers_the_last_take_profits_from_the_journal(tmp_path):
+    """REENTRY_DAYS must not forget a take-profit because the bot was restarted in between."""
+    from trading.records.journal import Journal
+    from trading.records.ledger import Fill, Ledger
+
+    t0 = snapshot().now
+    journal = Journal(tmp_path / "journal.sqlite")
+    ledger = Ledger(journal)
+    for sym in ("AAPL", "MSFT"):
+        ledger.record_fill(Fill(t0, sym, "buy", 10, 100.0, "entry", f"b-{sym}"))
+    ledger.record_fill(Fill(t0 + timedelta(days=1), "AAPL", "sell", 10, 115.0, "target", "s1"))
+    ledger.record_fill(Fill(t0 + timedelta(days=1), "MSFT", "sell", 10, 115.0, "target", "s2"))
+    ledger.record_fill(Fill(t0 + timedelta(days=2), "MSFT", "buy", 10, 116.0, "entry", "b2"))
+    ledger.record_fill(Fill(t0 + timedelta(days=3), "MSFT", "sell", 10, 110.0, "stop", "s3"))
+    journal.close()
+
+    restarted = Ledger(Journal(tmp_path / "journal.sqlite"))
+    restarted.restore()
+    assert restarted.take_profits() == {"AAPL": t0 + timedelta(days=1)}, "MSFT's last trade was stopped out"
+

@@ -284,6 +284,13 @@ class Journal:
             since = pd.Timestamp(since)
             return [(e, r) for when, e, r in p["pairs"] if when >= since]
 
+    def last_exits(self) -> dict[str, tuple[str, pd.Timestamp]]:
+        """{symbol: (exit reason, exit time)} of each symbol's last closed entry trade (REENTRY_DAYS across a
+        restart)."""
+        rows = self.conn.execute("SELECT symbol, exit_reason, exit_time FROM closed_trades WHERE kind = 'entry' "
+                                 "ORDER BY id").fetchall()
+        return {sym: (reason, when) for sym, reason, t in rows if (when := _when(t)) is not None}
+
     def r_multiples(self, limit: int = 200) -> list[float]:
         """R multiples of the most recent closed entry trades (hedges excluded), for the Kelly estimate."""
         return list(islice((r for _, r, _ in reversed(self._entry_results()) if r is not None), limit))

@@ -98,9 +98,11 @@ class Ledger:
 
     # ------------------------------------------------------------------ restore
     def restore(self) -> int:
-        """Reload open trades from the journal after a restart."""
+        """Reload open trades, and each symbol's last exit (a take-profit REENTRY_DAYS may buy again), from the
+        journal after a restart."""
         if self.journal is None:
             return 0
+        self.last_exit.update(self.journal.last_exits())
         for sym, state in self.journal.open_trades().items():
             self._lots[sym] = deque([Lot.from_dict(state)])
         return len(self._lots)
