@@ -71,3 +71,11 @@ def in_extended_hours(now: datetime) -> bool:
     market_open, market_close = session
     pre_market = local.normalize() + PRE_MARKET_OPEN <= local < market_open
     return pre_market or market_close <= local < market_close + AFTER_HOURS_LENGTH
+
+
+def in_regular_session(now: datetime) -> bool:
+    """True from the open to the close of a trading day (the real calendar: early closes, holidays)."""
+    local = pd.Timestamp(now).tz_convert(NY)
+    session = _session_on(local.date())
+    return session is not None and session[0] <= local < session[1]
+

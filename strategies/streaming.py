@@ -45,8 +45,10 @@ class StreamingBot:
                                    "warning")
             return
         from broker.streams.hub import Streams
+        from marketdata.sessions import in_regular_session
 
-        self.streams = Streams(s, self.on_stream_update, self.on_stream_price, self.on_stream_state).start()
+        self.streams = Streams(s, self.on_stream_update, self.on_stream_price, self.on_stream_state,
+                               market_open=lambda: in_regular_session(self.now())).start()
         self._last_move: dict[str, float] = {}
         self._last_warn: dict[str, float] = {}
         self._last_try: dict[str, float] = {}

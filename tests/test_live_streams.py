@@ -197,6 +197,34 @@ def test_subscriptions_follow_the_positions_and_shutdown_closes_both(srv, tmp_pa
     wait_for(lambda: srv.stream_connections() == {"trading": 0, "data": 0}, 15, "both streams closed")
 
 
+@pytest.mark.parametrize("session", ["open", "closed"])
+def test_a_price_stream_gone_mute_is_reconnected_while_the_market_is_open(srv, tmp_path, session):
+    """alpaca-py issue 740: the data socket stays connected, answers pings, and carries nothing. In the session the
+    bot notices within STREAM_SILENCE_SECONDS, reconnects on a new socket (one connection at a time) and gets
+    prices again; after the close, silence is normal and the socket is left alone."""
+    bot = LiveBot(srv, tmp_path / "journal.sqlite", env=stream_env(srv, STREAM_SILENCE_SECONDS="3"))
+    bot.iterate()
+    wait_for(lambda: "XOM" in srv.data_subscriptions() and srv.stream_connections()["data"] == 1, 5, "XOM followed")
+    if session == "closed":
+        srv.set_now(pd.Timestamp("2024-03-05 16:30", tz=NY))
+    srv.mute_data_streams()
+    if session == "closed":
+        time.sleep(5)
+        assert srv.stream_connects()["data"] == 1, "no reconnection outside the session"
+        assert not [line for line in bot.lines("plan") if "silent" in line]
+        return
+    wait_for(lambda: srv.stream_connects()["data"] == 2 and srv.stream_connections()["data"] == 1, 10,
+             "a new data connection")
+    wait_for(lambda: "XOM" in srv.data_subscriptions(), 5, "XOM followed again")
+    handled = bot.strategy.streams.handled["prices"]
+    srv.push_trade("XOM", srv.price("XOM"))
+    wait_for(lambda: bot.strategy.streams.handled["prices"] > handled, 5, "a price through the new connection")
+    wait_for(lambda: any("prices stream back" in line for line in bot.lines("plan")), 5, "the return said")
+    (down,) = [line for line in bot.lines("plan") if "stream down" in line]
+    assert "prices stream down (connected but silent for 3 s while the market is open; reconnecting)" in down
+    assert srv.stream_connects()["data"] == 2, "one reconnection, not a loop"
+
+
 def test_sockets_stay_flat_over_200_iterations_with_streams_on(tmp_path):
     import psutil
 

@@ -148,6 +148,7 @@ class Settings:
     alpaca_data_stream_url: str
     streams_enabled: bool
     stream_min_interval_seconds: float
+    stream_silence_seconds: float
     alert_urls: Secret
     alert_level: str
     alert_cooldown_minutes: float

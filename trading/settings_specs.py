@@ -436,6 +436,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("STREAM_MIN_INTERVAL_SECONDS", "stream_min_interval_seconds", "60", _float, "1 <= x <= 3600",
          "Between iterations, at most one stop move per symbol in this many seconds (a software stop is not "
          "throttled).", _between(1, 3600), group="broker"),
+    Spec("STREAM_SILENCE_SECONDS", "stream_silence_seconds", "300", _float, "x = 0 or 1 <= x <= 3600",
+         "While the market is open, a price stream that has carried no trade of the held symbols for this long is "
+         "reconnected: Alpaca's data socket can go mute while it stays connected (0: never).",
+         lambda x: x == 0 or 1 <= x <= 3600, group="broker"),
     # --- costs in backtests (live, Alpaca charges what it charges)
     Spec("BACKTEST_COSTS", "backtest_costs", "true", _bool, "true or false",
          "Charge the fees and slippage below in backtests; false: gross figures, as before costs existed.",

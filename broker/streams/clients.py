@@ -68,6 +68,22 @@ class StreamThread:
         except (AttributeError, TypeError, IndexError, OSError):
             return None
 
+    @property
+    def socket(self) -> object | None:
+        """The open websocket (a new object after each reconnection)."""
+        return getattr(self.client, "_ws", None) if self.connected else None
+
+    def reconnect(self) -> bool:
+        """Close the open socket from outside: alpaca-py's loop sees it closed, connects again (with its own
+        backoff) and re-sends every subscription. False when there is no open socket to close."""
+        loop, ws = getattr(self.client, "_loop", None), self.socket
+        if loop is None or ws is None or not loop.is_running():
+            return False
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(ws.close(), loop)
+        return True
+
     def stop(self) -> None:
         if self.thread is None:
             return

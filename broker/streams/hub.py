@@ -5,7 +5,10 @@ bot must not stall a socket). One worker thread takes messages off the queue and
 in the order they came, prices coalesced to the newest per symbol (ten ticks queued during an iteration are one
 check, at the latest price). The worker also watches both connections: a stream that goes down is said once,
 the bot falls back to its hourly iteration (which reconciles from REST anyway), and when it is back that is
-said once too.
+said once too. A price stream can also go mute while it stays connected (alpaca-py issue 740: no error, no
+drop, no data; alpaca-py's own data_timeout cannot tell the night, when silence is normal, from the session):
+while the market is open, one that carried no trade of the held symbols for STREAM_SILENCE_SECONDS is
+reconnected, and said like a drop.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ POLL_S = 0.5
 class Streams:
     def __init__(self, settings: Settings, on_update: Callable[[object, float], None],
                  on_price: Callable[[str, float, datetime], None], on_state: Callable[[str, bool, str], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, market_open: Callable[[], bool] = lambda: True) -> None:
         self.on_update, self.on_price, self.on_state, self.clock = on_update, on_price, on_state, clock
+        self.market_open, self.silence_s = market_open, settings.stream_silence_seconds
+        self._quiet_from: float | None = None  # when the price stream was last known to speak, or began to follow
+        self._muted: object | None = None  # the socket closed for its silence: not "back" until a new one is up
         self.events: queue.Queue = queue.Queue()
         self.trades: StreamThread = trade_updates(settings, self._trade_update)
         self.prices = PriceStream(settings, self._trade)
@@ -109,14 +115,18 @@ class Streams:
             logger.exception("stream message not handled; the next iteration reconciles from REST")
 
     def _watch(self) -> None:
+        self._check_silence()
         for name, stream in (("trade updates", self.trades), ("prices", self.prices)):
             if not stream.started:
                 continue
-            up = stream.connected
+            up = stream.connected and (stream is not self.prices or self._muted is None
+                                       or stream.socket is not self._muted)
             was = self._up[name]
             if up and was is not True:
                 self._up[name] = True
                 self._since.pop(name, None)
+                if stream is self.prices:
+                    self._muted = None
                 if was is False:
                     self._call(self.on_state, name, True, "back")
             elif not up and was is not False:
@@ -124,6 +134,29 @@ class Streams:
                 if self.clock() - since >= DOWN_AFTER_S:
                     self._up[name] = False
                     self._call(self.on_state, name, False, "never connected" if was is None else "dropped")
+
+    def _check_silence(self) -> None:
+        p = self.prices
+        if self.silence_s <= 0 or not p.symbols or not p.connected or p.socket is self._muted:
+            self._quiet_from = None  # nothing followed, or not connected (the drop watch's business)
+            return
+        now = self.clock()
+        if self._quiet_from is None:
+            self._quiet_from = now  # counted from when it began to follow on this connection
+        quiet = now - max(self._quiet_from, p.last_message or 0.0)
+        if quiet < self.silence_s:
+            return
+        self._quiet_from = now
+        try:
+            session = self.market_open()
+        except Exception:  # a calendar failure must not end the worker; no reconnect then
+            logger.exception("market hours unknown: price stream silence not acted on")
+            return
+        muted = p.socket
+        if session and p.reconnect():
+            self._muted, self._up["prices"] = muted, False
+            self._call(self.on_state, "prices", False, f"connected but silent for {quiet:.0f} s while the market "
+                       "is open; reconnecting")
 
     # ---------------------------------------------------------------- status
     def status(self) -> dict:

@@ -71,6 +71,13 @@ class StreamsMixin:
         if s is not None:
             s.drop()
 
+    def mute_data_streams(self) -> None:
+        """The data connections open now stay connected but carry no more market data (pings and subscription
+        acks still answered), as Alpaca's did in alpaca-py issue 740; a client that reconnects gets data again."""
+        s = self._streams
+        if s is not None:
+            s.mute_data()
+
     def push_trade(self, symbol: str, price: float, size: float = 100) -> None:
         """A trade prints now at `price`: until the clock next moves it is the mark (matching, positions, REST
         latest trade/quote/snapshot), working orders it makes marketable or whose stop it reaches fill at it

@@ -47,6 +47,7 @@ class Conn:
         self.path = ws.request.path
         self.msgpack = "msgpack" in (ws.request.headers.get("Content-Type") or "").lower()
         self.authed = self.listening = self.counted = False
+        self.mute = False  # connected, answering pings and control messages, but carrying no market data
         self.subs: dict[str, set[str]] = {c: set() for c in ev.DATA_CHANNELS}
         self.out: asyncio.Queue = asyncio.Queue()
         self.done = asyncio.Event()
@@ -129,6 +130,10 @@ class StreamServer:
     def publish_data(self, msgs: list[dict]) -> None:
         self._call(self._fanout_data, msgs)
 
+    def mute_data(self) -> None:
+        """Every data connection open now goes mute (alpaca-py issue 740); a new connection carries data again."""
+        asyncio.run_coroutine_threadsafe(self._mute_data(), self.loop).result(timeout=10)
+
     def drop(self) -> None:
         """Abort every connection's transport (no close frame) and wait until their handlers have cleaned up."""
         asyncio.run_coroutine_threadsafe(self._drop(), self.loop).result(timeout=10)
@@ -142,10 +147,15 @@ class StreamServer:
 
     def _fanout_data(self, msgs: list[dict]) -> None:
         for conn in self.conns:
-            if conn.kind == "data" and conn.authed:
+            if conn.kind == "data" and conn.authed and not conn.mute:
                 mine = [m for m in msgs if conn.wants(m)]
                 for i in range(0, len(mine), FRAME_MAX):
                     conn.put_data(mine[i:i + FRAME_MAX])
+
+    async def _mute_data(self) -> None:
+        for conn in self.conns:
+            if conn.kind == "data":
+                conn.mute = True
 
     async def _drop(self) -> None:
         conns = list(self.conns)
