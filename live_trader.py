@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args):
-    from trading.settings import Settings, unknown_keys
+    from trading.settings import Settings
+    from trading.settings_cli import unknown_keys
 
     profile = getattr(args, "profile", None)
     settings = Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": profile} if profile else None)

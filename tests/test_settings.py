@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from trading.settings import SPECS, Secret, Settings, SettingsError, render_env_example, unknown_keys
+from trading.settings import SPECS, Secret, Settings, SettingsError, render_env_example
+from trading.settings_cli import unknown_keys
 
 
 def test_defaults_are_the_designs(settings):
@@ -104,8 +105,9 @@ def test_readme_configuration_table_is_current():
 
 
 # ---------------------------------------------------------------------------------------------- cross-field rules
-# Every rule in _cross_field_errors, each at its boundary: (the values that break it, its own message, the nearest
-# values that satisfy it). A new rule without a row here fails test_every_cross_field_rule_is_in_the_table.
+# Every rule in cross_field_errors (trading/settings_rules.py), each at its boundary: (the values that break it, its
+# own message, the nearest values that satisfy it). A new rule without a row here fails
+# test_every_cross_field_rule_is_in_the_table.
 CROSS_FIELD_RULES = [
     ({"RSI_OVERSOLD": "70"}, "RSI_OVERSOLD=70.0 must be below RSI_OVERBOUGHT=70.0", {"RSI_OVERSOLD": "69.9"}),
     ({"BEARISH_EXIT_THRESHOLD": "0.6"}, "BEARISH_EXIT_THRESHOLD=0.6 must be below BEARISH_THRESHOLD=0.6",
@@ -144,9 +146,9 @@ def test_every_cross_field_rule_is_in_the_table():
     import inspect
     import textwrap
 
-    from trading import settings as module
+    from trading import settings_rules as module
 
-    tree = ast.parse(textwrap.dedent(inspect.getsource(module._cross_field_errors)))
+    tree = ast.parse(textwrap.dedent(inspect.getsource(module.cross_field_errors)))
     rules = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and n.func.attr == "append"]
     assert len(rules) == len(CROSS_FIELD_RULES), "a cross-field rule without a row in CROSS_FIELD_RULES"

@@ -14,6 +14,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from trading.settings_docs import render_env_example, render_markdown_table, update_readme  # noqa: F401
+from trading.settings_rules import cross_field_errors
 from trading.settings_specs import (  # noqa: F401  (re-exported: callers import them from here)
     HEDGE_ROLES,
     MACHINE_GROUPS,
@@ -24,6 +25,7 @@ from trading.settings_specs import (  # noqa: F401  (re-exported: callers import
     Spec,
     _secret,
     _symbols,
+    as_text,
     sleeptime_minutes,
 )
 
@@ -214,7 +216,7 @@ class Settings:
                 continue
             values[spec.attr] = value
         if not errors:
-            errors.extend(_cross_field_errors(values))
+            errors.extend(cross_field_errors(values))
         if errors:
             raise SettingsError(
                 "Invalid settings (fix them in .env or the environment; see .env.example):\n  - "
@@ -277,67 +279,9 @@ class Settings:
         return out
 
 
-def as_text(value: Any) -> str:
-    """A setting's value as it would be written in .env (the inverse of its parser)."""
-    if isinstance(value, Secret):
-        return value.reveal()
-    if value is None:  # an optional setting left empty (MIN_EXPECTED_R)
-        return ""
-    if isinstance(value, Every):
-        return value.text()
-    if isinstance(value, (tuple, list)):
-        return ",".join(value)
-    if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items())
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _shown(spec: Spec, text: str) -> str:
     """The value for an error message; a secret's never (a typo in a token must not print the token)."""
     return "(hidden)" if spec.parse is _secret else repr(text)
-
-
-def _cross_field_errors(v: dict[str, Any]) -> list[str]:
-    errs = []
-    if v["rsi_oversold"] >= v["rsi_overbought"]:
-        errs.append(f"RSI_OVERSOLD={v['rsi_oversold']} must be below RSI_OVERBOUGHT={v['rsi_overbought']}.")
-    if v["bearish_exit_threshold"] >= v["bearish_threshold"]:
-        errs.append(f"BEARISH_EXIT_THRESHOLD={v['bearish_exit_threshold']} must be below "
-                    f"BEARISH_THRESHOLD={v['bearish_threshold']} (the gap stops the hedge flapping).")
-    if v["hedge_leveraged_breadth"] < v["bearish_threshold"]:
-        errs.append(f"HEDGE_LEVERAGED_BREADTH={v['hedge_leveraged_breadth']} must be at least "
-                    f"BEARISH_THRESHOLD={v['bearish_threshold']}.")
-    if v["max_entry_pct"] > v["max_position_pct"]:
-        errs.append(f"MAX_ENTRY_PCT={v['max_entry_pct']} must not exceed MAX_POSITION_PCT={v['max_position_pct']} "
-                    "(an entry would be trimmed at once).")
-    if v["trim_buffer_pct"] >= v["max_position_pct"]:
-        errs.append(f"TRIM_BUFFER_PCT={v['trim_buffer_pct']} must be below MAX_POSITION_PCT={v['max_position_pct']}.")
-    if v["near_stop_warning_pct"] >= v["stop_loss_pct"]:
-        errs.append(f"NEAR_STOP_WARNING_PCT={v['near_stop_warning_pct']} must be below "
-                    f"STOP_LOSS_PCT={v['stop_loss_pct']}.")
-    if v["atr_pct_min"] >= v["atr_pct_max"]:
-        errs.append(f"ATR_PCT_MIN={v['atr_pct_min']} must be below ATR_PCT_MAX={v['atr_pct_max']} (no stock could "
-                    "pass the volatility band).")
-    if v["stop_model_min_pct"] >= v["stop_model_max_pct"]:
-        errs.append(f"STOP_MODEL_MIN_PCT={v['stop_model_min_pct']} must be below "
-                    f"STOP_MODEL_MAX_PCT={v['stop_model_max_pct']}.")
-    if v["atr_target_mult"] <= v["atr_stop_mult"]:
-        errs.append(f"ATR_TARGET_MULT={v['atr_target_mult']} must be above ATR_STOP_MULT={v['atr_stop_mult']}.")
-    inverse = set(v["inverse_etfs"].values())
-    clash = sorted(inverse & set(v["universe"]))
-    if clash:
-        errs.append(f"UNIVERSE contains inverse ETF(s) {', '.join(clash)}; hedges are managed by step 3, "
-                    "remove them from UNIVERSE.")
-    if v["alpaca_api_key"] and not v["alpaca_api_secret"]:
-        errs.append("ALPACA_API_KEY is set but ALPACA_API_SECRET is empty; set both in .env.")
-    return errs
-
-
-def unknown_keys(dotenv_path: str | Path = ".env") -> list[str]:
-    """Keys in a .env file that are not settings (usually typos), so start-up can warn about them."""
-    if not Path(dotenv_path).is_file():
-        return []
-    return sorted(k for k in dotenv_values(dotenv_path) if k not in _BY_ENV and not k.startswith("LUMIBOT_"))
 
 
 if __name__ == "__main__":  # python -m trading.settings > .env.example;  python -m trading.settings --readme

@@ -17,3 +17,16 @@ def settings_from_args(args: argparse.Namespace):
     from trading.settings import Settings
 
     return Settings.load(dotenv_path=args.env_file, overrides={"PROFILE": args.profile} if args.profile else None)
+
+
+def unknown_keys(dotenv_path: str | Path = ".env") -> list[str]:
+    """Keys in a .env file that are not settings (usually typos), so start-up can warn about them."""
+    from dotenv import dotenv_values
+
+    from trading.settings import SPECS
+
+    if not Path(dotenv_path).is_file():
+        return []
+    known = {s.env for s in SPECS}
+    return sorted(k for k in dotenv_values(dotenv_path) if k not in known and not k.startswith("LUMIBOT_"))
+

@@ -481,3 +481,17 @@ SPECS: tuple[Spec, ...] = (
          "print(secrets.token_urlsafe(32))\"", lambda v: v == "" or len(v.reveal()) >= 16, group="ops"),
 )
 
+
+def as_text(value: Any) -> str:
+    """A setting's value as it would be written in .env (the inverse of its parser)."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if value is None:  # an optional setting left empty (MIN_EXPECTED_R)
+        return ""
+    if isinstance(value, Every):
+        return value.text()
+    if isinstance(value, (tuple, list)):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    return str(value).lower() if isinstance(value, bool) else str(value)
