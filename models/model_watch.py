@@ -46,9 +46,27 @@ class ModelWatch:
     _day: object = None
     _said: dict = field(default_factory=dict)
 
+    recorded: int = 0  # candidates recorded since this watch began (what a save compares with)
+
     def record(self, x: np.ndarray) -> None:
         """Features of candidates just scored (complete rows only)."""
-        self._recent.extend(np.asarray(x, dtype=float).tolist())
+        rows = np.asarray(x, dtype=float).tolist()
+        self._recent.extend(rows)
+        self.recorded += len(rows)
+
+    def window(self) -> dict:
+        """The recent candidates' features, as JSON, to keep across a restart or a model change."""
+        return {"features": list(self.features), "rows": list(self._recent)}
+
+    def restore(self, saved: dict | None) -> int:
+        """Take back a saved window (older than what this watch recorded since) when its features are this
+        model's, same names in the same order; returns the rows taken back."""
+        if not isinstance(saved, dict) or list(saved.get("features") or ()) != list(self.features):
+            return 0
+        rows = [r for r in saved.get("rows") or () if isinstance(r, list) and len(r) == len(self.features)]
+        rows = rows[-(DRIFT_WINDOW - len(self._recent)):] if len(self._recent) < DRIFT_WINDOW else []
+        self._recent.extendleft(reversed(rows))  # the saved rows are older than anything recorded here
+        return len(rows)
 
     def observe(self, results: list[float], predictions: list[tuple[float, float]] | None = None) -> Verdict | None:
         """R multiples of the trades entered since the model was trained, oldest first; `predictions`, when given,

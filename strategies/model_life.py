@@ -25,6 +25,7 @@ from models.registry import ModelStore
 from models.schedule import is_due, read_state, session_state
 
 ROOT = Path(__file__).resolve().parent.parent
+WATCH_STATE = "model_watch_window"  # journal state: the drift watch's recent candidates, kept across restarts
 RETRAIN_LIMIT = pd.Timedelta(hours=3)  # a retrain still running after this is stopped (a hung fit holds the lock)
 NOT_FOR_THE_CHILD = ("ALERT_URLS", "API_TOKEN")  # secrets a retrain has no use for
 
@@ -47,11 +48,16 @@ class ModelLifeBot:
     _retrain_seen = None
     _refused_sig: tuple | None = None
     _life_error: str | None = None
+    _watch_saved: int | None = None  # the watch's `recorded` count at the last save
 
     def _start_model_life(self) -> None:
         try:
             self._card_sig = card_signature(self.settings)
             self._retrain_seen = read_state(self._store()).get("id")  # an old outcome is not news
+            taken = restore_watch(self.journal, self.scorer)
+            if taken:
+                self.decision_log.note(self.now(), "plan", f"model watch: the features of {taken} recent "
+                                       "candidates taken back from the journal (drift is read over them)")
         except Exception as exc:  # noqa: BLE001 - never a reason not to trade
             self._life_failed(self.now(), exc)
 
@@ -69,6 +75,7 @@ class ModelLifeBot:
             self._report_retrain(now)
             self._pick_up_champion(now)
             if closed:
+                self._save_watch()
                 self._maybe_launch(now)
         except Exception as exc:  # noqa: BLE001 - the model's housekeeping must never stop the trading
             self._life_failed(now, exc)
@@ -76,6 +83,12 @@ class ModelLifeBot:
     def after_market_closes(self) -> None:  # Lumibot's hook, once after each session
         with self._iteration_lock:  # never in the middle of an iteration or a stream action
             self._model_life(self.now(), True)
+
+    def _save_watch(self) -> None:
+        watch = getattr(self.scorer, "watch", None)
+        if watch is not None and watch.recorded != self._watch_saved:  # after the close, when it changed
+            self.journal.set_state(WATCH_STATE, watch.window())
+            self._watch_saved = watch.recorded
 
     def _life_failed(self, now, exc: Exception) -> None:
         text = f"{type(exc).__name__}: {exc}"
@@ -156,13 +169,23 @@ class ModelLifeBot:
         if not isinstance(self.scorer, MetaModel):  # features need a longer history than the rule score
             self.venue.history_bars = FEATURE_HISTORY_BARS
             self.venue.bars = type(self.venue.bars)(self.venue.gw, self.bar_period, FEATURE_HISTORY_BARS)
+        if getattr(self.scorer, "watch", None) is not None:  # the market's recent candidates outlive the model
+            new.watch.restore(self.scorer.watch.window())
         self.scorer = self.alerts.scorer = new
+        self._watch_saved = None
         self.features = FeatureParams.from_settings(self.settings)
         self.decision_log.note(now, "plan", f"model changed: {old} -> {new.describe()}; in effect from this "
                                "iteration", action="model-changed")
         warning = threshold_warning(new)
         if warning:
             self.decision_log.note(now, "plan", warning, "warning")
+
+
+def restore_watch(journal, scorer) -> int:
+    """The drift watch's window saved after an earlier close, given back to this model's watch (same features);
+    the rows taken back (0 without a meta-model or a saved window)."""
+    watch = getattr(scorer, "watch", None)
+    return watch.restore(journal.get_state(WATCH_STATE)) if watch is not None and journal is not None else 0
 
 
 def _child_env(settings) -> dict[str, str]:

@@ -72,3 +72,40 @@ def test_the_installed_model_says_once_a_day_when_its_inputs_drift(tmp_path, cap
     assert model.watch.drift().drifted.keys() == {FEATURE_NAMES[0]}
     status = model.watch.status()["drift"]  # what the status record shows: the day's reading
     assert status["drifted"].keys() == {FEATURE_NAMES[0]} and status["candidates"] == 300
+
+
+def test_the_recent_candidates_survive_a_restart_through_the_journal(tmp_path):
+    """The drift window is kept in the journal after each close: a bot restarted the next morning reads the same
+    drift at once instead of waiting for another few hundred candidates; a model with other features takes
+    nothing back, and what the new process records since the restart is never pushed out by the old rows."""
+    from models.features import FEATURE_NAMES
+    from models.meta_model import load_meta_model
+    from models.model_watch import DRIFT_WINDOW
+    from strategies.model_life import WATCH_STATE, restore_watch
+    from tests.test_meta_model import PARAMS, constant_model
+    from trading.records.journal import Journal
+
+    rng = np.random.default_rng(6)
+    train_x = pd.DataFrame(rng.normal(0, 1, (2_000, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    path = constant_model(tmp_path, (0.5, 0.5, 0.5), drift_reference=reference(train_x))
+    shifted = pd.DataFrame(rng.normal(0, 1, (300, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    shifted[FEATURE_NAMES[0]] += 1.0
+    before = load_meta_model(path, PARAMS)
+    before.assess(shifted)
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.set_state(WATCH_STATE, before.watch.window())  # what the bot saves after the close
+    journal.close()
+
+    after = load_meta_model(path, PARAMS)  # the restarted bot
+    assert after.watch.drift() is None, "nothing recorded yet: too few rows to read drift"
+    assert restore_watch(Journal(tmp_path / "journal.sqlite"), after) == 300
+    assert after.watch.drift().psi == pytest.approx(before.watch.drift().psi)
+    assert after.watch.drift().drifted.keys() == {FEATURE_NAMES[0]}
+
+    other = load_meta_model(path, PARAMS)
+    other.watch.features = tuple(reversed(other.watch.features))  # same names, another order: not the same inputs
+    assert other.watch.restore(before.watch.window()) == 0
+    busy = load_meta_model(path, PARAMS)
+    busy.assess(pd.DataFrame(rng.normal(0, 1, (DRIFT_WINDOW - 100, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES)))
+    assert busy.watch.restore(before.watch.window()) == 100, "only room left: what it saw since restart stays"
+    assert busy.watch.window()["rows"][:100] == before.watch.window()["rows"][-100:], "the old rows come first"

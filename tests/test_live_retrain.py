@@ -141,6 +141,37 @@ def test_a_new_champion_is_picked_up_and_one_that_cannot_be_trusted_is_refused_o
         srv.stop()
 
 
+def test_the_drift_watch_keeps_its_recent_candidates_across_a_model_change_and_a_restart(tmp_path):
+    """What the watch saw is saved after the close and taken back by the next process; a new champion with the
+    same features keeps it too (the market's recent candidates do not change with the model)."""
+    import numpy as np
+
+    from strategies.model_life import WATCH_STATE
+
+    srv = server()  # after the close
+    try:
+        path = tmp_path / "models" / "meta_model.joblib"
+        env = {"MODEL_PATH": str(path)}
+        bot, params, _ = bot_with_model(srv, tmp_path, env, (0.5, 0.5, 0.5))
+        n = len(bot.strategy.scorer.watch.features)
+        seen = np.arange(7 * n, dtype=float).reshape(7, n)
+        bot.strategy.scorer.watch.record(seen)  # seven candidates scored during the day
+        bot.iterate()
+        assert bot.journal.get_state(WATCH_STATE)["rows"] == seen.tolist()
+        install(path, (0.6, 0.6, 0.6), params)  # a new champion
+        srv.advance(pd.Timedelta(hours=1))
+        bot.iterate()
+        assert rows(bot, "model-changed") and bot.strategy.scorer.watch.window()["rows"] == seen.tolist()
+        bot.close()
+
+        again, _, _ = bot_with_model(srv, tmp_path, env, (0.6, 0.6, 0.6))  # the bot restarted
+        assert again.strategy.scorer.watch.window()["rows"] == seen.tolist()
+        assert any("the features of 7 recent candidates taken back" in r["reason"]
+                   for r in again.strategy.decision_log.records)
+    finally:
+        srv.stop()
+
+
 def script(tmp_path, body: str) -> str:
     path = tmp_path / "child.sh"
     path.write_text(f"#!/bin/sh\n{body}\n")
