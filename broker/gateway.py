@@ -163,8 +163,16 @@ class AlpacaGateway:
 
     def latest_prices(self, symbols: list[str]) -> dict[str, float]:
         """Last trade price per symbol, one request for all."""
+        return {sym: float(t.price) for sym, t in self._latest_trades(symbols).items()}
+
+    def latest_trade_times(self, symbols: list[str]) -> dict[str, datetime]:
+        """When each symbol last traded on the feed (aware), one request for all: what the price stream should
+        have carried."""
+        return {sym: t.timestamp for sym, t in self._latest_trades(symbols).items() if t.timestamp is not None}
+
+    def _latest_trades(self, symbols: list[str]) -> dict:
         if not symbols:
             return {}
         req = StockLatestTradeRequest(symbol_or_symbols=list(symbols), feed=self.feed)
         trades = self._read("latest trades", lambda: self.data.get_stock_latest_trade(req))
-        return {str(sym): float(t.price) for sym, t in (trades or {}).items() if t is not None}
+        return {str(sym): t for sym, t in (trades or {}).items() if t is not None}

@@ -42,7 +42,8 @@ def connect(settings: Settings) -> tuple[AlpacaGateway, object]:
             raise LaunchError(f"Alpaca refused the keys ({status_of(exc)}). Check ALPACA_API_KEY and "
                               f"ALPACA_API_SECRET in .env: they must be {which} keys (ALPACA_PAPER="
                               f"{str(settings.alpaca_paper).lower()}).") from None
-        raise
+        raise LaunchError(f"Alpaca refused the account request ({status_of(exc)}: {exc}); check ALPACA_API_URL "
+                          "and ALPACA_PAPER in .env") from None
     except BrokerUnavailable as exc:
         raise LaunchError(f"cannot reach Alpaca ({exc}); check the network and try again") from None
     return gateway, account
@@ -54,7 +55,11 @@ def money_gate(settings: Settings, live_flag: bool, yes: bool, account) -> None:
     if live_flag and settings.alpaca_paper:
         raise LaunchError("--live asks for real money but ALPACA_PAPER=true: set ALPACA_PAPER=false with live keys.")
     if live_flag and not yes:
-        answer = input(f"Type LIVE to trade real money on account {mask(account.account_number)}: ")
+        try:
+            answer = input(f"Type LIVE to trade real money on account {mask(account.account_number)}: ")
+        except EOFError:  # no terminal (systemd, cron): nobody to confirm
+            raise LaunchError("--live asks for a typed confirmation but there is no terminal; add --yes to start "
+                              "unattended on real money") from None
         if answer.strip() != "LIVE":
             raise LaunchError("not confirmed: nothing was started")
 

@@ -249,8 +249,8 @@ class Alerter:
 
 def send_now(settings: Settings, event, timeout: float = 5.0) -> str:
     """Send one alert (an ops.alert_events.AlertEvent) outside a running bot, waiting up to `timeout` seconds for
-    it to go out: for a start that fails before the bot (and its alerter) exists. Never raises; returns what
-    became of it."""
+    it to go out: for a start that fails before the bot (and its alerter) exists. Never raises; returns whether
+    it was queued (emit's answer; the journal-less alerter logs a channel that failed)."""
     try:
         alerter = Alerter.from_settings(settings)
     except SettingsError as exc:  # a URL apprise cannot use: the start's own error is the one to show

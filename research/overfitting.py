@@ -29,7 +29,7 @@ def sharpe_interval(daily_returns: np.ndarray, level: float = 0.95, block: int =
     x = np.asarray(daily_returns, dtype=float)
     x = x[np.isfinite(x)]
     n = len(x)
-    if n < 2 * block:
+    if n < 2 * block or np.std(x) == 0:  # too short, or flat: no Sharpe to put an interval on
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, n - block + 1, size=(resamples, -(-n // block)))

@@ -45,10 +45,9 @@ class StreamingBot:
                                    "warning")
             return
         from broker.streams.hub import Streams
-        from marketdata.sessions import in_regular_session
 
         self.streams = Streams(s, self.on_stream_update, self.on_stream_price, self.on_stream_state,
-                               market_open=lambda: in_regular_session(self.now())).start()
+                               market_now=self.now, latest_trades=self.venue.gw.latest_trade_times).start()
         self._last_move: dict[str, float] = {}
         self._last_warn: dict[str, float] = {}
         self._last_try: dict[str, float] = {}
@@ -96,7 +95,11 @@ class StreamingBot:
             if event in FILL_EVENTS and update.position_qty is not None and streams is not None:
                 held = set(streams.prices.symbols)
                 (held.add if float(update.position_qty) > 0 else held.discard)(order.symbol)
-                streams.follow(held)
+                try:
+                    streams.follow(held)
+                except Exception as exc:  # noqa: BLE001 - a socket closing mid-subscribe; the next iteration follows
+                    self.decision_log.note(now, "plan", f"price stream: subscription change failed ({exc}); tried "
+                                           "again after the next iteration", "warning")
             self.alerts.end_iteration(now)
 
     # ---------------------------------------------------------------- prices

@@ -197,20 +197,28 @@ def test_subscriptions_follow_the_positions_and_shutdown_closes_both(srv, tmp_pa
     wait_for(lambda: srv.stream_connections() == {"trading": 0, "data": 0}, 15, "both streams closed")
 
 
-@pytest.mark.parametrize("session", ["open", "closed"])
-def test_a_price_stream_gone_mute_is_reconnected_while_the_market_is_open(srv, tmp_path, session):
-    """alpaca-py issue 740: the data socket stays connected, answers pings, and carries nothing. In the session the
-    bot notices within STREAM_SILENCE_SECONDS, reconnects on a new socket (one connection at a time) and gets
-    prices again; after the close, silence is normal and the socket is left alone."""
+@pytest.mark.parametrize("case", ["mute", "quiet", "closed"])
+def test_a_price_stream_gone_mute_is_reconnected_and_a_quiet_one_is_not(srv, tmp_path, case):
+    """alpaca-py issue 740: the data socket stays connected, answers pings, and carries nothing. In the session,
+    once it has been silent for STREAM_SILENCE_SECONDS while Alpaca's latest trades (REST) show a print of a held
+    symbol it did not carry, the bot reconnects on a new socket (one connection at a time) and gets prices again.
+    A stock that simply did not trade (REST shows nothing newer than the stream's last print) and silence after
+    the close are left alone."""
     bot = LiveBot(srv, tmp_path / "journal.sqlite", env=stream_env(srv, STREAM_SILENCE_SECONDS="3"))
     bot.iterate()
     wait_for(lambda: "XOM" in srv.data_subscriptions() and srv.stream_connections()["data"] == 1, 5, "XOM followed")
-    if session == "closed":
-        srv.set_now(pd.Timestamp("2024-03-05 16:30", tz=NY))
-    srv.mute_data_streams()
-    if session == "closed":
+    handled = bot.strategy.streams.handled["prices"]
+    srv.push_trade("XOM", srv.price("XOM"))  # the stream carries XOM's last print
+    wait_for(lambda: bot.strategy.streams.handled["prices"] > handled, 5, "XOM's print through the stream")
+    if case == "closed":
+        srv.set_now(pd.Timestamp("2024-03-05 16:30", tz=NY))  # a print after the close, the socket mute
+    if case != "quiet":
+        srv.mute_data_streams()
+        srv.advance(pd.Timedelta(seconds=1))
+        srv.push_trade("XOM", srv.price("XOM") + 0.01)  # Alpaca prints XOM; a mute socket does not carry it
+    if case != "mute":
         time.sleep(5)
-        assert srv.stream_connects()["data"] == 1, "no reconnection outside the session"
+        assert srv.stream_connects()["data"] == 1, "no reconnection: nothing missed, or the market is closed"
         assert not [line for line in bot.lines("plan") if "silent" in line]
         return
     wait_for(lambda: srv.stream_connects()["data"] == 2 and srv.stream_connections()["data"] == 1, 10,
@@ -221,7 +229,7 @@ def test_a_price_stream_gone_mute_is_reconnected_while_the_market_is_open(srv, t
     wait_for(lambda: bot.strategy.streams.handled["prices"] > handled, 5, "a price through the new connection")
     wait_for(lambda: any("prices stream back" in line for line in bot.lines("plan")), 5, "the return said")
     (down,) = [line for line in bot.lines("plan") if "stream down" in line]
-    assert "prices stream down (connected but silent for 3 s while the market is open; reconnecting)" in down
+    assert "prices stream down (connected but silent for 3 s while Alpaca printed XOM; reconnecting)" in down
     assert srv.stream_connects()["data"] == 2, "one reconnection, not a loop"
 
 

@@ -55,6 +55,11 @@ def test_the_table_has_one_row_per_addition_plus_spy_with_the_asked_columns(repo
                  "Sharpe 95% CI"):
         assert f"| {name} |" in header
     assert "2016-" in text and "csv:" in text  # the span and the data it ran on are stated
+    for r in table.itertuples():  # the interval is around each row's own Sharpe
+        if isinstance(r.sharpe_ci, str) and r.sharpe_ci != "-":
+            lo, hi = map(float, r.sharpe_ci.split(".."))
+            assert lo < r.sharpe < hi, (r.addition, r.sharpe, r.sharpe_ci)
+    assert table["sharpe_ci"].str.contains(r"\.\.").sum() >= 2, "defaults and SPY at least have one"
     assert (report / "equity.png").stat().st_size > 10_000
 
 

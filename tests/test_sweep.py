@@ -94,6 +94,7 @@ def test_the_sharpe_interval_covers_the_true_sharpe_about_as_often_as_it_says():
                                        resamples=500)
     assert 0.35 < (long[1] - long[0]) / np.median(widths) < 0.65
     assert overfitting.sharpe_interval(np.ones(30)) == pytest.approx((np.nan, np.nan), nan_ok=True)
+    assert overfitting.sharpe_interval(np.zeros(300)) == pytest.approx((np.nan, np.nan), nan_ok=True), "flat"
 
 
 def test_pbo_is_high_for_selection_by_luck_and_low_for_a_persistent_edge():

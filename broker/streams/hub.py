@@ -6,9 +6,10 @@ in the order they came, prices coalesced to the newest per symbol (ten ticks que
 check, at the latest price). The worker also watches both connections: a stream that goes down is said once,
 the bot falls back to its hourly iteration (which reconciles from REST anyway), and when it is back that is
 said once too. A price stream can also go mute while it stays connected (alpaca-py issue 740: no error, no
-drop, no data; alpaca-py's own data_timeout cannot tell the night, when silence is normal, from the session):
-while the market is open, one that carried no trade of the held symbols for STREAM_SILENCE_SECONDS is
-reconnected, and said like a drop.
+drop, no data; alpaca-py's own data_timeout cannot tell a mute socket from a quiet market): one that carried
+nothing for STREAM_SILENCE_SECONDS during the session is checked against Alpaca's latest trades (REST), and
+reconnected, said like a drop, only when Alpaca printed a held symbol that the stream did not carry. A thinly
+traded stock, quiet on the feed for minutes, is left alone.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker.streams.clients import PriceStream, StreamThread, trade_updates
+from marketdata.sessions import in_regular_session
 from trading.settings import Settings
 
 logger = logging.getLogger("trader.streams")
@@ -31,9 +33,13 @@ POLL_S = 0.5
 class Streams:
     def __init__(self, settings: Settings, on_update: Callable[[object, float], None],
                  on_price: Callable[[str, float, datetime], None], on_state: Callable[[str, bool, str], None],
-                 clock: Callable[[], float] = time.time, market_open: Callable[[], bool] = lambda: True) -> None:
+                 clock: Callable[[], float] = time.time, market_now: Callable[[], datetime] | None = None,
+                 latest_trades: Callable[[list[str]], dict[str, datetime]] | None = None) -> None:
         self.on_update, self.on_price, self.on_state, self.clock = on_update, on_price, on_state, clock
-        self.market_open, self.silence_s = market_open, settings.stream_silence_seconds
+        # the silence watch: the market's time (the session) and Alpaca's latest trades by REST; off without both
+        self.market_now, self.latest_trades = market_now, latest_trades
+        self.silence_s = settings.stream_silence_seconds
+        self._printed: dict[str, datetime] = {}  # each symbol's last trade the stream carried (its own time)
         self._quiet_from: float | None = None  # when the price stream was last known to speak, or began to follow
         self._muted: object | None = None  # the socket closed for its silence: not "back" until a new one is up
         self.events: queue.Queue = queue.Queue()
@@ -53,6 +59,7 @@ class Streams:
 
     async def _trade(self, trade) -> None:
         self.prices.last_message = self.clock()
+        self._printed[trade.symbol] = trade.timestamp
         self.events.put(("price", trade.symbol, float(trade.price), trade.timestamp))
 
     # ---------------------------------------------------------------- life cycle
@@ -137,8 +144,9 @@ class Streams:
 
     def _check_silence(self) -> None:
         p = self.prices
-        if self.silence_s <= 0 or not p.symbols or not p.connected or p.socket is self._muted:
-            self._quiet_from = None  # nothing followed, or not connected (the drop watch's business)
+        if (self.silence_s <= 0 or self.market_now is None or self.latest_trades is None or not p.symbols
+                or not p.connected or p.socket is self._muted):
+            self._quiet_from = None  # off, nothing followed, or not connected (the drop watch's business)
             return
         now = self.clock()
         if self._quiet_from is None:
@@ -146,17 +154,28 @@ class Streams:
         quiet = now - max(self._quiet_from, p.last_message or 0.0)
         if quiet < self.silence_s:
             return
-        self._quiet_from = now
+        self._quiet_from = now  # asked at most once per STREAM_SILENCE_SECONDS
         try:
-            session = self.market_open()
-        except Exception:  # a calendar failure must not end the worker; no reconnect then
-            logger.exception("market hours unknown: price stream silence not acted on")
+            missed = self._missed(sorted(p.symbols))
+        except Exception as exc:  # noqa: BLE001 - a REST or calendar failure must not end the worker
+            logger.warning("price stream silent for %.0f s; Alpaca's latest trades not read (%s): left as it is",
+                           quiet, exc)
             return
         muted = p.socket
-        if session and p.reconnect():
+        if missed and p.reconnect():
             self._muted, self._up["prices"] = muted, False
-            self._call(self.on_state, "prices", False, f"connected but silent for {quiet:.0f} s while the market "
-                       "is open; reconnecting")
+            self._call(self.on_state, "prices", False, f"connected but silent for {quiet:.0f} s while Alpaca printed "
+                       f"{', '.join(missed)}; reconnecting")
+
+    def _missed(self, symbols: list[str]) -> list[str]:
+        """The held symbols Alpaca printed (REST) after the stream's last trade of them, or in the silence for
+        those it never carried; none outside the regular session."""
+        at = self.market_now()
+        if not in_regular_session(at):
+            return []
+        since = at - timedelta(seconds=self.silence_s)
+        trades = self.latest_trades(symbols)
+        return sorted(s for s, when in trades.items() if when > self._printed.get(s, since))
 
     # ---------------------------------------------------------------- status
     def status(self) -> dict:

@@ -1,7 +1,8 @@
 """A bot that refuses to start says so on the phone: `live_trader.py` run as a user (or systemd) runs it, keys
 pointing at the fake Alpaca server, ALERT_URLS at a receiver on loopback. A model file that cannot be trusted
-and keys Alpaca refuses each exit 2 with the reason and no traceback, send one critical "Bot did not start"
-alert with that reason, and place no order."""
+keys Alpaca refuses, and a live-money start with nobody at a terminal to confirm it (systemd, cron) each exit 2
+with the reason and no traceback, send one critical "Bot did not start" alert with that reason, and place no
+order."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def srv():
     s.stop()
 
 
-@pytest.mark.parametrize("cause", ["model", "keys"])
+@pytest.mark.parametrize("cause", ["model", "keys", "unattended_live"])
 def test_a_refused_start_exits_2_and_alerts_why(srv, tmp_path, cause):
     receiver = Receiver().start()
     extra = {"ALERT_URLS": receiver.url}
@@ -35,9 +36,13 @@ def test_a_refused_start_exits_2_and_alerts_why(srv, tmp_path, cause):
     env = env_for_subprocess(srv, tmp_path, **extra)
     if cause == "keys":
         env["ALPACA_API_SECRET"] = "wrong-secret-0123456789"
+    if cause == "unattended_live":
+        env["ALPACA_PAPER"] = "false"
+    live = ["--live"] if cause == "unattended_live" else []
     try:
-        proc = subprocess.run([sys.executable, str(ROOT / "live_trader.py"), "--strategy", "combined"], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, str(ROOT / "live_trader.py"), "--strategy", "combined", *live],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
         assert receiver.wait(1, timeout=10)
     finally:
         receiver.stop()
@@ -46,8 +51,10 @@ def test_a_refused_start_exits_2_and_alerts_why(srv, tmp_path, cause):
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith("error: ")
     (msg,) = receiver.messages
-    assert msg["title"] == "[paper] Bot did not start" and msg["type"] == "failure"
+    tag = "[LIVE]" if cause == "unattended_live" else "[paper]"
+    assert msg["title"] == f"{tag} Bot did not start" and msg["type"] == "failure"
     assert error.removeprefix("error: ") in msg["message"], (error, msg)
-    assert ("model" if cause == "model" else "refused the keys") in msg["message"]
+    why = {"model": "model", "keys": "refused the keys", "unattended_live": "there is no terminal; add --yes"}
+    assert why[cause] in msg["message"]
     assert srv.secret not in msg["message"] and "wrong-secret" not in msg["message"] + proc.stderr
     assert [r for r in srv.requests if r["method"] == "POST"] == [], "nothing was ordered"

@@ -12,7 +12,8 @@ so the journal counts what each one blocked:
 - correlation: the candidate's returns over CORRELATION_BARS bars correlate at most CORRELATION_MAX with the
   book's value-weighted returns: what is held (`screen`), then with the entries this iteration has already
   planned added at their notional (`correlated_with_planned`), so two stocks that move together are not both
-  bought in one iteration because the book was empty when it began.
+  bought in one iteration because the book was empty when it began (a planned entry the risk review or the
+  broker then refuses still counted: its twin waits for the next iteration, which judges again).
 
 Each returns a reason or None; a missing input (no SPY data, too little history, no quote) never blocks, it is
 a filter on what is known.
