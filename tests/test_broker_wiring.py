@@ -216,11 +216,14 @@ def test_forbidden_is_a_key_problem_too(srv, monkeypatch):
 
 
 def test_other_api_errors_are_not_hidden(srv, monkeypatch):
+    """Any other refusal of the account read stops the start with Alpaca's own status and message (exit 2 and the
+    "did not start" alert, not a traceback)."""
     error = api_error(422, {"code": 42210000, "message": "odd"})
     monkeypatch.setattr(launcher, "AlpacaGateway", failing_gateway(error))
-    with pytest.raises(APIError) as err:
+    with pytest.raises(LaunchError) as err:
         connect(settings_for(srv))
-    assert err.value is error
+    assert "Alpaca refused the account request (422" in str(err.value) and "odd" in str(err.value)
+    assert "ALPACA_API_URL" in str(err.value)
 
 
 def test_an_unreachable_alpaca_says_to_check_the_network(srv, monkeypatch):
