@@ -27,7 +27,7 @@ from pathlib import Path
 
 from research.cli import add_run_arguments, add_walk_forward_arguments, base_settings, make_runner
 from research.space import KNOWN, Param, parse_param
-from research.sweep import as_env, optimise
+from research.sweep import as_env, none_counted, optimise
 from research.walkforward import Fold, folds
 
 CUTOFF = date(2018, 12, 31)  # later bars are kept for other people's out-of-sample review (data/daily/README.md)
@@ -167,7 +167,7 @@ def run_additions(runner, additions: list[Addition], resolved: dict[str, dict[st
                 plan[a.name, f.number] = ({**resolved[a.name], **as_env(study.best_trial.params)},
                                           f"tuned on {f.train_start}..{f.train_end}", study.best_value)
             else:  # the declared settings rather than cash: a fold in cash would flatter or hurt the row
-                plan[a.name, f.number] = (resolved[a.name], f"no trial had {args.min_trades}+ trades in training: "
+                plan[a.name, f.number] = (resolved[a.name], f"{none_counted(rows, args.min_trades)} in training: "
                                           "the declared settings", None)
     fold_of = {f.number: f for f in fs}
     jobs = [(("test", name, n), settings, fold_of[n].test_start, fold_of[n].test_end)

@@ -113,7 +113,7 @@ def write_report(result: dict, additions: list, market, settings, args, wall_sec
     fs = result["folds"]
     span = f"{fs[0].test_start} .. {fs[-1].test_end}"
     plot_curves(curves, out / "equity.png", f"Out-of-sample equity, each addition alone, {span} (stitched)")
-    fallbacks = fold_rows[fold_rows["how"].str.startswith("no trial had")] if len(fold_rows) else fold_rows
+    fallbacks = fold_rows[fold_rows["how"].str.endswith("the declared settings")] if len(fold_rows) else fold_rows
     head = (f"Walk-forward on {market.source} ({market.timestep} bars, costs on): {len(fs)} folds of "
             f"{args.train_days} training days, a {args.gap_days}-day gap and {args.test_days} test days; training "
             f"from {fs[0].train_start}, every figure from the test windows {span}. An addition with a space was "
@@ -124,7 +124,8 @@ def write_report(result: dict, additions: list, market, settings, args, wall_sec
     lines += [f"- {n}" for n in NOTES]
     lines += [f"- {r.addition}: {r.note}" for r in table.itertuples() if r.note and r.addition != SPY_ROW]
     if len(fallbacks):
-        lines.append(f"- {len(fallbacks)} fold(s) had no training trial with enough trades and traded the "
-                     f"declared settings: {', '.join(f'{r.addition} fold {r.fold}' for r in fallbacks.itertuples())}")
+        lines.append(f"- {len(fallbacks)} fold(s) had no training trial that counted and traded the declared "
+                     "settings: " + "; ".join(f"{r.addition} fold {r.fold} ({r.how.split(' in training')[0]})"
+                                              for r in fallbacks.itertuples()))
     (out / "table.md").write_text("\n".join(lines) + "\n")
     return out

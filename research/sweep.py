@@ -42,6 +42,16 @@ def score(result: dict, objective: str, min_trades: int) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+def none_counted(rows: list[dict], min_trades: int) -> str:
+    """Why no trial of a fold counted: too few trades, or failures (with the first one's error), never one for
+    the other: a fold whose trials all crashed must not read like a quiet market."""
+    failed = [r["error"] for r in rows if r.get("error")]
+    if not failed:
+        return f"no trial had {min_trades}+ trades"
+    return (f"{len(failed)} of {len(rows)} trials failed (first: {failed[0]})"
+            + (f", the others had under {min_trades} trades" if len(failed) < len(rows) else ""))
+
+
 def as_env(params: dict) -> dict[str, str]:
     return {k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in params.items()}
 
@@ -99,8 +109,9 @@ def run_sweep(runner, space, args, progress: bool = True) -> dict:
         done = [r for r in rows if r["objective"] is not None]
         if not done:
             fold_rows.append({"fold": fold.number, "train": f"{fold.train_start}..{fold.train_end}",
-                              "test": f"{fold.test_start}..{fold.test_end}", "note": "no trial had "
-                              f"{args.min_trades}+ trades: nothing chosen, the test window stays in cash"})
+                              "test": f"{fold.test_start}..{fold.test_end}",
+                              "note": f"{none_counted(rows, args.min_trades)}: nothing chosen, the test window "
+                              "stays in cash"})
             continue
         best = study.best_trial
         chosen = as_env(best.params)

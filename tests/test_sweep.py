@@ -194,3 +194,14 @@ def test_a_trial_leaves_no_thread_behind():
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() == before
+
+
+def test_a_fold_whose_trials_failed_says_so_rather_than_few_trades():
+    from research.sweep import none_counted
+
+    quiet = [{"trades": 3}, {"trades": 0}]
+    assert none_counted(quiet, 10) == "no trial had 10+ trades"
+    crashed = [{"error": "ImportError: cannot import name 'x'"}, {"error": "MemoryError: "}]
+    assert none_counted(crashed, 10) == "2 of 2 trials failed (first: ImportError: cannot import name 'x')"
+    mixed = [{"trades": 4}, {"error": "ValueError: boom"}]
+    assert none_counted(mixed, 10) == "1 of 2 trials failed (first: ValueError: boom), the others had under 10 trades"
