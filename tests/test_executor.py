@@ -658,6 +658,52 @@ def test_protection_without_a_price_is_reported_not_raised():
     assert any("no price to set one from" in r for r in w.warnings())
 
 
+@pytest.mark.parametrize("price", [0.0, -1.0, float("inf")])
+def test_a_price_of_zero_or_worse_is_no_price_to_protect_from(price):
+    """A bad quote (0, negative, infinite) must not become the base of an OCO: reported, nothing sent."""
+    w = World()
+    w.venue.hold(SYM, BrokerPosition(10, 10))
+    w.executor.ensure_protected(SYM, held(price=price), "after a test")
+    assert w.venue.kinds() == ["position"] and w.orders() == []
+    assert w.warnings() == ["AAPL: 10 sh without a stop after a test, and no price to set one from; step 1 retries "
+                            "at the next iteration"]
+
+
+def test_a_position_the_snapshot_and_the_ledger_never_saw_is_protected_around_its_price():
+    """An entry that filled after the snapshot was taken (a cancelled bracket filled in part): no holding in the
+    snapshot, no trade in the ledger; its shares still get an OCO, its levels from the price."""
+    w = World()
+    w.venue.hold(SYM, BrokerPosition(4, 4))
+    w.executor.ensure_protected(SYM, snapshot(prices={SYM: 105.0}), "after a test")
+    o = only_oco(w.venue.sent())
+    assert o.qty == 4 and o.stop_loss == Decimal("99.75") and o.take_profit == Decimal("120.75")
+
+
+def test_protection_lines_carry_their_step_and_symbol():
+    """The dashboard, the journal and the alerts read a line's step and symbol, never its text."""
+    w = World()
+    w.venue.hold(SYM, BrokerPosition(10, 10))
+    w.executor.ensure_protected(SYM, held(), "after a test")
+    (row,) = [r for r in w.log.records if r["action"] == "protect"]
+    assert (row["step"], row["symbol"]) == ("protect", SYM)
+    assert w.row(reprotect_id())["symbol"] == SYM and w.row(reprotect_id())["intent"] == "protect"
+    w = World()
+    w.venue.hold(SYM, BrokerPosition(-3, -3))
+    w.executor.ensure_protected(SYM, held(qty=-3), "after a test")  # a short
+    w.ledger.open_lot(SYM, 10, 100.0, NOW, "entry", stop=110.0, target=125.0)
+    w.venue.hold(SYM, BrokerPosition(10, 10))
+    w.executor.ensure_protected(SYM, held(), "after a test")  # no OCO possible
+    w.venue.cancels = [False, False]
+    w.run(Intent(IntentKind.EXIT, SYM, (sell(10),), LEGS))
+    w.executor.settle(held())  # still not confirmed at the end
+    steps = {r["reason"].split(";")[0].split(" (")[0]: r["step"] for r in w.log.records if r["level"] == "warning"}
+    assert steps == {"AAPL: short -3 sh at the broker": "protect",
+                     "AAPL: 10 sh without a stop after a test, and no OCO is possible": "protect",
+                     "AAPL: its orders are not confirmed cancelled": "exit",
+                     "AAPL: 10 sh without a stop after an unconfirmed cancel, and no OCO is possible": "protect",
+                     "AAPL: cancel still not confirmed at the end of the iteration": "protect"}
+
+
 # ---------------------------------------------------------------------------------------------- when to re-protect
 def test_a_refused_sale_after_its_legs_were_cancelled_puts_the_protection_back():
     w = World()
