@@ -221,7 +221,8 @@ def test_settle_leaves_a_still_unconfirmed_cancel_to_the_next_iteration():
     assert w.venue.kinds() == ["cancel", "position", "cancel"]  # no read, no OCO on shares still held
     assert w.venue.sent() == []
     assert w.executor.unsettled == {}  # step 1 of the next iteration owns it now
-    assert any("AAPL: cancel still not confirmed at the end of the iteration" in r for r in w.warnings())
+    assert w.warnings()[-1] == ("AAPL: cancel still not confirmed at the end of the iteration; step 1 checks its "
+                                "protection again at the next one")
 
 
 def test_settle_with_nothing_unsettled_touches_nothing():
@@ -667,6 +668,7 @@ def test_a_price_of_zero_or_worse_is_no_price_to_protect_from(price):
     assert w.venue.kinds() == ["position"] and w.orders() == []
     assert w.warnings() == ["AAPL: 10 sh without a stop after a test, and no price to set one from; step 1 retries "
                             "at the next iteration"]
+    assert [r["step"] for r in w.log.records] == ["protect"]
 
 
 def test_a_position_the_snapshot_and_the_ledger_never_saw_is_protected_around_its_price():
@@ -677,6 +679,16 @@ def test_a_position_the_snapshot_and_the_ledger_never_saw_is_protected_around_it
     w.executor.ensure_protected(SYM, snapshot(prices={SYM: 105.0}), "after a test")
     o = only_oco(w.venue.sent())
     assert o.qty == 4 and o.stop_loss == Decimal("99.75") and o.take_profit == Decimal("120.75")
+
+
+def test_a_sub_dollar_position_is_protected_from_its_entry():
+    """Below $1 prices have four decimals and a stock is still a stock: the OCO is set from the entry (80 cents:
+    stop 5% below, target 15% above), not from the price, and not skipped for want of a price."""
+    w = World()
+    w.venue.hold(SYM, BrokerPosition(1000, 1000))
+    w.executor.ensure_protected(SYM, held(qty=1000, entry=0.80, price=0.82), "after a test")
+    o = only_oco(w.venue.sent())
+    assert (o.qty, o.stop_loss, o.take_profit) == (1000, Decimal("0.7600"), Decimal("0.9200"))
 
 
 def test_protection_lines_carry_their_step_and_symbol():
