@@ -64,8 +64,7 @@ def _session_on(day: date) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 def in_extended_hours(now: datetime) -> bool:
     """True in the pre-market (04:00 to the open) or the after-hours session (the close plus four hours:
     16:00-20:00, or 13:00-17:00 on an early-close day) of a trading day. A holiday or weekend has neither."""
-    local = pd.Timestamp(now).tz_convert(NY)
-    session = _session_on(local.date())
+    local, session = _local_session(now)
     if session is None:
         return False
     market_open, market_close = session
@@ -75,7 +74,10 @@ def in_extended_hours(now: datetime) -> bool:
 
 def in_regular_session(now: datetime) -> bool:
     """True from the open to the close of a trading day (the real calendar: early closes, holidays)."""
-    local = pd.Timestamp(now).tz_convert(NY)
-    session = _session_on(local.date())
+    local, session = _local_session(now)
     return session is not None and session[0] <= local < session[1]
 
+
+def _local_session(now: datetime) -> tuple[pd.Timestamp, tuple[pd.Timestamp, pd.Timestamp] | None]:
+    local = pd.Timestamp(now).tz_convert(NY)
+    return local, _session_on(local.date())

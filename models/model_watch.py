@@ -64,7 +64,8 @@ class ModelWatch:
         if not isinstance(saved, dict) or list(saved.get("features") or ()) != list(self.features):
             return 0
         rows = [r for r in saved.get("rows") or () if isinstance(r, list) and len(r) == len(self.features)]
-        rows = rows[-(DRIFT_WINDOW - len(self._recent)):] if len(self._recent) < DRIFT_WINDOW else []
+        room = DRIFT_WINDOW - len(self._recent)  # what this watch recorded since stays
+        rows = rows[max(len(rows) - room, 0):]
         self._recent.extendleft(reversed(rows))  # the saved rows are older than anything recorded here
         return len(rows)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketdata.sessions import NY, hourly_bars, nyse_sessions
+from marketdata.sessions import NY, hourly_bars, in_regular_session, nyse_sessions
 from models.registry import ModelStore, fsync_write
 from models.retrain import Outcome, retrain
 
@@ -39,9 +39,9 @@ def session_state(at: datetime) -> tuple[bool, pd.Timestamp]:
     """(is the regular session open at `at`?, the last close at or before `at`)."""
     t = _aware(at).tz_convert(NY)
     s = nyse_sessions(t.date() - timedelta(days=10), t.date())
-    open_now = bool(((s["market_open"] <= t) & (t < s["market_close"])).any())
     closes = s["market_close"][s["market_close"] <= t]
-    return open_now, (closes.iloc[-1] if len(closes) else pd.Timestamp(t.date() - timedelta(days=10), tz=NY))
+    last_close = closes.iloc[-1] if len(closes) else pd.Timestamp(t.date() - timedelta(days=10), tz=NY)
+    return in_regular_session(t), last_close
 
 
 def next_run(at: datetime) -> pd.Timestamp:

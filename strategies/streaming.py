@@ -63,13 +63,15 @@ class StreamingBot:
     def _follow_held(self, snap) -> None:
         self._stream_base = snap  # stale stays as it is: a fill during the iteration may postdate this read
         streams = self.streams  # read once: shutdown may clear it from another thread
-        if streams is None:
-            return
+        if streams is not None:
+            self._follow(streams, (sym for sym, h in snap.holdings.items() if h.qty > 0), self.now())
+
+    def _follow(self, streams, symbols, now) -> None:
         try:
-            streams.follow(sym for sym, h in snap.holdings.items() if h.qty > 0)
-        except Exception as exc:  # noqa: BLE001  (a socket closing mid-subscribe must not end the iteration)
-            self.decision_log.note(self.now(), "plan", f"price stream: subscription change failed ({exc}); tried "
-                                   "again after the next iteration", "warning")
+            streams.follow(symbols)
+        except Exception as exc:  # noqa: BLE001 - a socket closing mid-subscribe must not end an iteration or an update
+            self.decision_log.note(now, "plan", f"price stream: subscription change failed ({exc}); tried again "
+                                   "after the next iteration", "warning")
 
     # ---------------------------------------------------------------- trade updates
     def on_stream_update(self, update, received: float) -> None:
@@ -95,11 +97,7 @@ class StreamingBot:
             if event in FILL_EVENTS and update.position_qty is not None and streams is not None:
                 held = set(streams.prices.symbols)
                 (held.add if float(update.position_qty) > 0 else held.discard)(order.symbol)
-                try:
-                    streams.follow(held)
-                except Exception as exc:  # noqa: BLE001 - a socket closing mid-subscribe; the next iteration follows
-                    self.decision_log.note(now, "plan", f"price stream: subscription change failed ({exc}); tried "
-                                           "again after the next iteration", "warning")
+                self._follow(streams, held, now)
             self.alerts.end_iteration(now)
 
     # ---------------------------------------------------------------- prices

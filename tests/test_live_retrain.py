@@ -172,23 +172,23 @@ def test_the_drift_watch_keeps_its_recent_candidates_across_a_model_change_and_a
         srv.stop()
 
 
-def script(tmp_path, body: str) -> str:
+def bot_with_child(srv, tmp_path, monkeypatch, body: str) -> LiveBot:
+    """A bot due to retrain after the close, whose retrain child is this shell script instead of models.train."""
+    import strategies.model_life as life
+
     path = tmp_path / "child.sh"
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
-    return str(path)
+    monkeypatch.setattr(life.sys, "executable", str(path))
+    env = {"RETRAIN_EVERY": "1D", "RETRAIN_DATA": "builtin", "MODEL_PATH": str(tmp_path / "m" / "meta_model.joblib")}
+    return LiveBot(srv, tmp_path / "journal.sqlite", env=env)
 
 
 def test_a_retrain_that_dies_without_an_outcome_is_said_once_and_not_relaunched_the_same_night(tmp_path,
                                                                                                monkeypatch):
-    import strategies.model_life as life
-
-    monkeypatch.setattr(life.sys, "executable", script(tmp_path, "exit 9"))  # killed, or it could not start
     srv = server()
     try:
-        env = {"RETRAIN_EVERY": "1D", "RETRAIN_DATA": "builtin",
-               "MODEL_PATH": str(tmp_path / "m" / "meta_model.joblib")}
-        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env)
+        bot = bot_with_child(srv, tmp_path, monkeypatch, "exit 9")  # killed, or it could not start
         bot.iterate()
         first = bot.strategy._retrain
         assert first is not None and first.wait(timeout=30) == 9
@@ -203,14 +203,9 @@ def test_a_retrain_that_dies_without_an_outcome_is_said_once_and_not_relaunched_
 
 
 def test_a_retrain_still_running_at_the_open_is_stopped(tmp_path, monkeypatch):
-    import strategies.model_life as life
-
-    monkeypatch.setattr(life.sys, "executable", script(tmp_path, "exec sleep 120"))
     srv = server()
     try:
-        env = {"RETRAIN_EVERY": "1D", "RETRAIN_DATA": "builtin",
-               "MODEL_PATH": str(tmp_path / "m" / "meta_model.joblib")}
-        bot = LiveBot(srv, tmp_path / "journal.sqlite", env=env)
+        bot = bot_with_child(srv, tmp_path, monkeypatch, "exec sleep 120")
         bot.iterate()
         child = bot.strategy._retrain
         assert child is not None and child.poll() is None

@@ -105,7 +105,7 @@ def test_the_price_stream_counts_its_outage_from_its_own_start():
     s = hub.Streams.__new__(hub.Streams)
     s.on_state, s.clock = (lambda *a: states.append(a)), (lambda: t[0])
     s.trades, s.prices = Thread(), Thread()
-    s.silence_s, s._muted, s._quiet_from = 0.0, None, None  # the mute watch is tests/test_live_streams.py's
+    s.silence_s, s._quiet_from = 0.0, None  # the mute watch is tests/test_live_streams.py's
     s.trades.started = s.trades.connected = True
     s._up, s._since, s._lock = {"trade updates": None, "prices": None}, {"trade updates": t[0], "prices": t[0]}, \
         threading.Lock()

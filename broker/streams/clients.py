@@ -44,6 +44,7 @@ class StreamThread:
         self.client, self.name = client, name
         self.thread: threading.Thread | None = None
         self.last_message: float | None = None  # time.time() of the last message handled
+        self._closing: object | None = None  # the socket reconnect() closed: not connected on it any more
 
     def start(self) -> None:
         if self.thread is None:
@@ -56,8 +57,10 @@ class StreamThread:
 
     @property
     def connected(self) -> bool:
-        """Authenticated and listening (alpaca-py sets `_running` once its connection is up, clears it on a drop)."""
-        return self.started and bool(getattr(self.client, "_running", False))
+        """Authenticated and listening (alpaca-py sets `_running` once its connection is up, clears it on a drop),
+        on a socket that reconnect() is not closing."""
+        return (self.started and bool(getattr(self.client, "_running", False))
+                and (self._closing is None or getattr(self.client, "_ws", None) is not self._closing))
 
     @property
     def local_port(self) -> int | None:
@@ -81,6 +84,7 @@ class StreamThread:
             return False
         import asyncio
 
+        self._closing = ws
         asyncio.run_coroutine_threadsafe(ws.close(), loop)
         return True
 

@@ -41,7 +41,6 @@ class Streams:
         self.silence_s = settings.stream_silence_seconds
         self._printed: dict[str, datetime] = {}  # each symbol's last trade the stream carried (its own time)
         self._quiet_from: float | None = None  # when the price stream was last known to speak, or began to follow
-        self._muted: object | None = None  # the socket closed for its silence: not "back" until a new one is up
         self.events: queue.Queue = queue.Queue()
         self.trades: StreamThread = trade_updates(settings, self._trade_update)
         self.prices = PriceStream(settings, self._trade)
@@ -126,14 +125,11 @@ class Streams:
         for name, stream in (("trade updates", self.trades), ("prices", self.prices)):
             if not stream.started:
                 continue
-            up = stream.connected and (stream is not self.prices or self._muted is None
-                                       or stream.socket is not self._muted)
+            up = stream.connected
             was = self._up[name]
             if up and was is not True:
                 self._up[name] = True
                 self._since.pop(name, None)
-                if stream is self.prices:
-                    self._muted = None
                 if was is False:
                     self._call(self.on_state, name, True, "back")
             elif not up and was is not False:
@@ -145,7 +141,7 @@ class Streams:
     def _check_silence(self) -> None:
         p = self.prices
         if (self.silence_s <= 0 or self.market_now is None or self.latest_trades is None or not p.symbols
-                or not p.connected or p.socket is self._muted):
+                or not p.connected):
             self._quiet_from = None  # off, nothing followed, or not connected (the drop watch's business)
             return
         now = self.clock()
@@ -161,9 +157,8 @@ class Streams:
             logger.warning("price stream silent for %.0f s; Alpaca's latest trades not read (%s): left as it is",
                            quiet, exc)
             return
-        muted = p.socket
-        if missed and p.reconnect():
-            self._muted, self._up["prices"] = muted, False
+        if missed and p.reconnect():  # not connected until a new socket is up; its return is said as "back"
+            self._up["prices"] = False
             self._call(self.on_state, "prices", False, f"connected but silent for {quiet:.0f} s while Alpaca printed "
                        f"{', '.join(missed)}; reconnecting")
 

@@ -26,7 +26,7 @@ from trading.orders import MARKET_BUY_COLLAR, Refusal, build_bracket
 from trading.settings import Settings
 from trading.sizing import bracket_levels, entry_size
 from trading.snapshot import Snapshot
-from trading.steps.entry_filters import correlated_with_planned, market_gate, market_volatility, screen
+from trading.steps.entry_filters import CorrelationBook, market_gate, market_volatility, screen
 
 
 def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_available: float,
@@ -54,7 +54,8 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
     if market:
         return decisions + [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {market}",
                                      data={"rsi": oversold[sym], "gate": "market_vol"}) for sym in candidates]
-    screened = screen(snap, s, candidates)  # the filters (entry_filters.py), before anything is scored
+    book = CorrelationBook(snap, s, candidates) if s.correlation_max < 1 else None
+    screened = screen(snap, s, candidates, book)  # the filters (entry_filters.py), before anything is scored
     decisions += [Decision(step, sym, "skip", f"RSI {oversold[sym]:.1f} but {why}",
                            data={"rsi": oversold[sym], "gate": gate}) for sym, (gate, why) in screened.items()]
     candidates = [sym for sym in candidates if sym not in screened]
@@ -78,7 +79,6 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
     ranked = sorted(zip(candidates, judged, strict=True), key=lambda cj: (-_finite(cj[1].rank), oversold[cj[0]]))
     market_vol = market_volatility(snap) if s.vol_target_pct > 0 else math.nan
     available = cash_available
-    planned: dict[str, float] = {}  # {symbol: notional} entered so far this iteration: the correlation cap's book
     for sym, j in ranked:
         r = oversold[sym]
         data = {"rsi": r, **j.data, "source": scorer.name, **({"reentry": True} if sym in again else {})}
@@ -86,7 +86,7 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
             decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, {j.why} ({scorer.name})",
                                       data={**data, "gate": j.gate}))
             continue
-        correlated = correlated_with_planned(snap, s, sym, planned)
+        correlated = book.check(sym) if book is not None and book.planned else None  # a twin of an entry above
         if correlated:
             decisions.append(Decision(step, sym, "skip", f"RSI {r:.1f}, {j.what} ({scorer.name}) but {correlated[1]}",
                                       data={**data, "gate": correlated[0]}))
@@ -113,7 +113,8 @@ def plan_entries(snap: Snapshot, s: Settings, scorer: ConfidenceModel, cash_avai
             decisions.append(Decision(step, sym, "skip", f"{head} {order.reason} ({size.why})", data=data))
             continue
         available -= order.notional * (1 + MARKET_BUY_COLLAR)
-        planned[sym] = float(order.notional)
+        if book is not None:
+            book.add(sym, float(order.notional))
         data.update(qty=order.qty, price=price, notional=order.notional, stop=float(order.stop_loss))
         decisions.append(Decision(step, sym, "enter",
                                   f"{_REENTRY if sym in again else ''}RSI {r:.1f}, {j.why} ({scorer.name}): "

@@ -10,8 +10,8 @@ so the journal counts what each one blocked:
   crossed one, does not pass; a backtest has no quotes, so the gate is skipped there and the strategy's
   start-up line says so;
 - correlation: the candidate's returns over CORRELATION_BARS bars correlate at most CORRELATION_MAX with the
-  book's value-weighted returns: what is held (`screen`), then with the entries this iteration has already
-  planned added at their notional (`correlated_with_planned`), so two stocks that move together are not both
+  book's value-weighted returns: what is held, then with the entries this iteration has already planned added
+  at their notional (`CorrelationBook`), so two stocks that move together are not both
   bought in one iteration because the book was empty when it began (a planned entry the risk review or the
   broker then refuses still counted: its twin waits for the next iteration, which judges again).
 
@@ -47,30 +47,50 @@ def market_volatility(snap: Snapshot) -> float:
     return _value(snap.rows([BENCHMARK]), BENCHMARK, "vol_ann")
 
 
-def screen(snap: Snapshot, s: Settings, candidates: list[str]) -> dict[str, tuple[str, str]]:
-    """{symbol: (gate, reason)} for the candidates a filter blocks; the others pass."""
+def screen(snap: Snapshot, s: Settings, candidates: list[str],
+           book: CorrelationBook | None = None) -> dict[str, tuple[str, str]]:
+    """{symbol: (gate, reason)} for the candidates a filter blocks; the others pass. `book`: the correlation
+    cap's (None: the cap is off)."""
     if not candidates:
         return {}
     rows = snap.rows(candidates)
     out: dict[str, tuple[str, str]] = {}
-    book = _book_returns(snap, s) if s.correlation_max < 1 else None
-    rets = snap.returns(candidates, s.correlation_bars) if book is not None else None  # one read for all
     for sym in candidates:
         why = (_trend(rows, sym, s) or _volatility(rows, sym, s) or _liquidity(rows, sym, s)
-               or _spread(snap, sym, s) or _correlation(rets, sym, s, book))
+               or _spread(snap, sym, s) or (book.check(sym) if book is not None else None))
         if why:
             out[sym] = why
     return out
 
 
-def correlated_with_planned(snap: Snapshot, s: Settings, sym: str,
-                            planned: dict[str, float]) -> tuple[str, str] | None:
-    """The correlation gate again for `sym`, against the book with this iteration's planned entries ({symbol:
-    notional}) added; None when the cap is off or nothing is planned yet (`screen` judged the book as held)."""
-    if s.correlation_max >= 1 or not planned:
-        return None
-    book = _book_returns(snap, s, planned)
-    return _correlation(snap.returns([sym], s.correlation_bars), sym, s, book, " with this iteration's entries")
+class CorrelationBook:
+    """The correlation cap for one iteration: the returns of what is held and of the candidates, read once; the
+    book's value-weighted returns (long positions, hedges included as held) recomputed only when an entry is
+    planned (`add`), so a candidate is judged against the book as it will be once this iteration's entries fill."""
+
+    def __init__(self, snap: Snapshot, s: Settings, candidates: list[str]) -> None:
+        self.s = s
+        self.values = {sym: v for sym, h in snap.holdings.items()
+                       if math.isfinite(v := h.value(snap.price(sym))) and v != 0}
+        self.rets = snap.returns(list(dict.fromkeys([*self.values, *candidates])), s.correlation_bars)
+        self.planned = False
+        self.returns = self._weighted()
+
+    def add(self, sym: str, notional: float) -> None:
+        self.values[sym] = self.values.get(sym, 0.0) + notional
+        self.planned = True
+        self.returns = self._weighted()
+
+    def check(self, sym: str) -> tuple[str, str] | None:
+        return _correlation(self.rets, sym, self.s, self.returns, " with this iteration's entries" if self.planned
+                            else "")
+
+    def _weighted(self) -> pd.Series | None:
+        rets = self.rets[[c for c in self.values if c in self.rets]]
+        if rets.empty or len(rets) < self.s.correlation_bars // 2:
+            return None
+        weights = pd.Series(self.values)[rets.columns]
+        return (rets.fillna(0.0) * (weights / weights.abs().sum())).sum(axis=1)
 
 
 def spread_note(s: Settings, live: bool) -> str | None:
@@ -127,25 +147,9 @@ def _spread(snap: Snapshot, sym: str, s: Settings) -> tuple[str, str] | None:
     return None
 
 
-def _book_returns(snap: Snapshot, s: Settings, planned: dict[str, float] | None = None) -> pd.Series | None:
-    """The book's value-weighted returns (long positions, hedges included as held, plus `planned` {symbol:
-    notional}), or None."""
-    held = {sym: h.value(snap.price(sym)) for sym, h in snap.holdings.items()}
-    for sym, notional in (planned or {}).items():
-        held[sym] = held.get(sym, 0.0) + notional
-    held = {sym: v for sym, v in held.items() if math.isfinite(v) and v != 0}
-    if not held:
-        return None
-    rets = snap.returns(list(held), s.correlation_bars)
-    if rets.empty or len(rets) < s.correlation_bars // 2:
-        return None
-    weights = pd.Series(held)[rets.columns]
-    return (rets.fillna(0.0) * (weights / weights.abs().sum())).sum(axis=1)
-
-
-def _correlation(rets: pd.DataFrame | None, sym: str, s: Settings, book: pd.Series | None,
-                 book_is: str = "") -> tuple[str, str] | None:
-    if book is None or rets is None:
+def _correlation(rets: pd.DataFrame, sym: str, s: Settings, book: pd.Series | None,
+                 book_is: str) -> tuple[str, str] | None:
+    if book is None:
         return None
     if sym not in rets or rets[sym].count() < s.correlation_bars // 2:
         return None
