@@ -221,7 +221,12 @@ def test_a_price_stream_gone_mute_is_reconnected_and_a_quiet_one_is_not(srv, tmp
         assert srv.stream_connects()["data"] == 1, "no reconnection: nothing missed, or the market is closed"
         assert not [line for line in bot.lines("plan") if "silent" in line]
         return
-    wait_for(lambda: srv.stream_connects()["data"] == 2 and srv.stream_connections()["data"] == 1, 10,
+    srv.settings.refuse_stream_auth = True  # the first reconnections are refused: not "back" until one is up
+    wait_for(lambda: any("stream down" in line for line in bot.lines("plan")), 10, "the silence said")
+    time.sleep(2)
+    assert not [line for line in bot.lines("plan") if "stream back" in line], "back only on a new socket"
+    srv.settings.refuse_stream_auth = False
+    wait_for(lambda: srv.stream_connects()["data"] == 2 and srv.stream_connections()["data"] == 1, 30,
              "a new data connection")
     wait_for(lambda: "XOM" in srv.data_subscriptions(), 5, "XOM followed again")
     handled = bot.strategy.streams.handled["prices"]
